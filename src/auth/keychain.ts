@@ -1,0 +1,138 @@
+/**
+ * resolveCredential: which credential to use for a registry, resolved exactly as docker/cli does
+ * (`cli/command/registry.go` → `ConfigFile.GetAuthConfig` → `GetCredentialsStore(key).Get(key)`),
+ * then podman/containers auth files, then anonymous.
+ *
+ * 1. DOCKER_AUTH_CONFIG (docker/cli ≥ 2025, `parseEnvConfig` + memorystore): exact key only; an
+ *    invalid value is reported through `warn` and ignored, as docker prints and carries on.
+ * 2. docker config (`$DOCKER_CONFIG` or `~/.docker`)/config.json, key = dockerAuthKey(registry):
+ *    a. helper = credHelpers[key] ?? credsStore ?? (config without any auth data: the platform
+ *       default store if its helper is on PATH — `DetectDefaultStore`);
+ *    b. with a helper (native_store `Get`): the helper's answer replaces the inline `auths` entry
+ *       entirely — "credentials not found" means none, even if `auths` has a password for the
+ *       host; only the entry's `registrytoken` survives (and wins, as in moby);
+ *    c. without one: the file store (exact key, then ConvertToHostname scan).
+ * 3. If that gave nothing: podman auth files (podman-auth.ts).
+ * 4. `{ kind: 'anonymous', source: 'anonymous' }`.
+ *
+ * Deviations from docker, on purpose: a helper binary missing from PATH is a warning plus
+ * fall-through (docker fails the pull); an auto-detected default store that fails is also only a
+ * warning (the user never configured it). A configured helper failing otherwise is E_BAD_CONFIG.
+ */
+import { homedir } from 'node:os';
+import type { Credential } from './credential.js';
+import { ANONYMOUS } from './credential.js';
+import {
+  configuredHelper,
+  containsAuth,
+  dockerAuthKey,
+  entryToCredential,
+  fileStoreGet,
+  loadDockerConfig,
+  parseDockerAuthConfigEnv,
+} from './docker-config.js';
+import { detectDefaultStore, getFromHelper, HELPER_PREFIX } from './cred-helper.js';
+import { findInPodmanFile, podmanAuthFiles } from './podman-auth.js';
+import { isFerryError } from '../errors.js';
+
+export interface ResolveOptions {
+  /** Environment to read (DOCKER_CONFIG, PATH for helpers, …); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Home directory for ~/.docker and ~/.config; default $HOME, else os.homedir(). */
+  homeDir?: string;
+  /** Non-fatal problems (missing helper, bad DOCKER_AUTH_CONFIG); default: stderr. */
+  warn?: (msg: string) => void;
+  /** Credential-helper timeout; default 30 s. */
+  helperTimeoutMs?: number;
+  /** Repository path (e.g. `org/app`) for podman's namespaced auth.json keys; optional. */
+  repository?: string;
+}
+
+const defaultWarn = (msg: string): void => {
+  process.stderr.write(`ferry: warning: ${msg}\n`);
+};
+
+/** Resolves the credential for `registry` (the reference's canonical domain, e.g. `docker.io`). */
+export async function resolveCredential(registry: string, opts: ResolveOptions = {}): Promise<Credential> {
+  const env = opts.env ?? process.env;
+  const home = opts.homeDir ?? (env['HOME'] || env['USERPROFILE'] || homedir());
+  const warn = opts.warn ?? defaultWarn;
+  const helperOpts = opts.helperTimeoutMs === undefined ? { env } : { env, timeoutMs: opts.helperTimeoutMs };
+  const key = dockerAuthKey(registry);
+
+  // Runs a helper; missing binary → warn and undefined. `soft`: any failure is only a warning.
+  const fromHelper = async (helper: string, helperKey: string, soft: boolean): Promise<Credential | undefined> => {
+    const source = `credential helper ${HELPER_PREFIX}${helper}`;
+    try {
+      const r = await getFromHelper(helper, helperKey, helperOpts);
+      switch (r.kind) {
+        case 'basic':
+          return { kind: 'basic', username: r.username, password: r.secret, source };
+        case 'identity-token':
+          return { kind: 'identity-token', token: r.token, source };
+        case 'missing':
+          warn(`credential helper ${HELPER_PREFIX}${helper} not found on PATH; continuing without credentials for ${registry}`);
+          return undefined;
+        default:
+          return undefined;
+      }
+    } catch (e) {
+      if (soft && isFerryError(e)) {
+        warn(`${e.message}; continuing without credentials for ${registry}`);
+        return undefined;
+      }
+      throw e;
+    }
+  };
+
+  // 1. DOCKER_AUTH_CONFIG
+  const envConfig = env['DOCKER_AUTH_CONFIG'];
+  if (envConfig) {
+    try {
+      const hit = parseDockerAuthConfigEnv(envConfig).get(key);
+      if (hit) return { kind: 'basic', ...hit, source: 'DOCKER_AUTH_CONFIG environment variable' };
+    } catch (e) {
+      warn(`ignoring DOCKER_AUTH_CONFIG: ${(e as Error).message}`);
+    }
+  }
+
+  // 2. docker config.json
+  const cfg = loadDockerConfig(env, home);
+  const fileSource = `docker config ${cfg.path} (auths)`;
+  let helper = configuredHelper(cfg, key);
+  let soft = false;
+  if (!helper && !containsAuth(cfg)) {
+    const def = detectDefaultStore(env);
+    if (def) {
+      helper = { helper: def, via: 'credsStore' };
+      soft = true;
+    }
+  }
+  if (helper) {
+    const fileHit = fileStoreGet(cfg.auths, key);
+    const registryToken = fileHit?.entry.registrytoken;
+    if (registryToken) return { kind: 'registry-token', token: registryToken, source: fileSource };
+    const c = await fromHelper(helper.helper, key, soft);
+    if (c) return c;
+  } else {
+    const hit = fileStoreGet(cfg.auths, key);
+    const c = hit && entryToCredential(hit.entry, fileSource, `docker config ${cfg.path}, entry ${JSON.stringify(hit.key)}`);
+    if (c) return c;
+  }
+
+  // 3. podman / containers auth files
+  for (const path of podmanAuthFiles(env, home)) {
+    const m = findInPodmanFile(path, registry, opts.repository);
+    if (!m) continue;
+    if (m.kind === 'helper') {
+      const c = await fromHelper(m.helper, registry, false);
+      if (c) return c;
+      continue;
+    }
+    const c = entryToCredential(m.entry, `podman auth ${path}`, `podman auth file ${path}, entry ${JSON.stringify(m.key)}`);
+    if (c) return c;
+  }
+
+  // 4. nothing
+  return { ...ANONYMOUS };
+}

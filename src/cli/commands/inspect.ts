@@ -1,0 +1,58 @@
+import { type Command, Option } from 'commander';
+import { inspect, type InspectResult } from '../../ops/inspect.js';
+import { formatBytes } from '../../util/format.js';
+import type { CliIO } from '../io.js';
+import { parsePlatformOption } from '../options.js';
+import { runtimeFor } from '../runtime.js';
+
+export function inspectCommand(program: Command, io: CliIO, signal: AbortSignal): void {
+  program
+    .command('inspect')
+    .description('show an image: digest, media type, size; platforms of an index; layers and config of an image')
+    .argument('<location>', 'image reference (ubuntu:22.04, host:5000/ns/app@sha256:…) or oci:DIR[:tag]')
+    .option('--raw', 'print the manifest bytes exactly as stored')
+    .option('--config', 'print the image config JSON exactly as stored')
+    .addOption(new Option('--platform <os/arch[/variant]>', 'pick this platform from an index').argParser(parsePlatformOption))
+    .addHelpText('after', `
+Examples:
+  ferry inspect alpine:3.20
+  ferry inspect --platform linux/arm64 ghcr.io/org/app:1.2
+  ferry inspect --raw localhost:5000/app:v1 > manifest.json
+  ferry inspect --json quay.io/org/app@sha256:… | jq .layers`)
+    .action(async (location: string, opts: { raw?: boolean; config?: boolean; platform?: ReturnType<typeof parsePlatformOption> }, cmd: Command) => {
+      const rt = await runtimeFor(cmd, io, signal);
+      const r = await inspect(location, { ...(opts.platform ? { platform: opts.platform } : {}), wantConfig: !!opts.config }, rt.ctx);
+      if (opts.raw) return void io.stdout.write(Buffer.from(r.rawManifest));
+      if (opts.config) return void io.stdout.write(Buffer.from(r.rawConfig ?? []));
+      if (rt.g.json) {
+        const { rawManifest: _m, rawConfig: _c, ...doc } = r;
+        return rt.outJson(doc);
+      }
+      rt.out(renderInspect(r));
+    });
+}
+
+export function renderInspect(r: InspectResult): string {
+  const lines = [`Reference:  ${r.reference}`, `Digest:     ${r.digest}`, `MediaType:  ${r.mediaType}`, `Size:       ${r.size}`];
+  if (r.index) lines.push(`Index:      ${r.index.digest}`);
+  if (r.manifests) {
+    lines.push(`Platforms:  ${r.manifests.length}`);
+    for (const m of r.manifests) lines.push(`  ${m.platform.padEnd(18)} ${m.digest}  ${formatBytes(m.size)}`);
+    return lines.join('\n');
+  }
+  if (r.platform) lines.push(`Platform:   ${r.platform}`);
+  if (r.created) lines.push(`Created:    ${r.created}`);
+  if (r.entrypoint) lines.push(`Entrypoint: ${JSON.stringify(r.entrypoint)}`);
+  if (r.cmd) lines.push(`Cmd:        ${JSON.stringify(r.cmd)}`);
+  if (r.workingDir) lines.push(`WorkingDir: ${r.workingDir}`);
+  if (r.user) lines.push(`User:       ${r.user}`);
+  if (r.env?.length) lines.push('Env:', ...r.env.map((e) => `  ${e}`));
+  const labels = Object.entries(r.labels ?? {});
+  if (labels.length) lines.push('Labels:', ...labels.map(([k, v]) => `  ${k}=${v}`));
+  if (r.config) lines.push(`Config:     ${r.config.digest}  ${formatBytes(r.config.size)}`);
+  if (r.layers) {
+    lines.push(`Layers:     ${r.layers.length} (${formatBytes(r.totalSize ?? 0)} total)`);
+    for (const l of r.layers) lines.push(`  ${l.digest}  ${formatBytes(l.size)}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,87 @@
+import { type Command, Option } from 'commander';
+import { parseCredsFlag } from '../auth/flags.js';
+import type { Credential } from '../auth/credential.js';
+import { FerryError } from '../errors.js';
+import type { OpContext } from '../ops/context.js';
+import { parsePlatform, type Platform } from '../oci/platform.js';
+import type { CliIO } from './io.js';
+
+/** Options every command accepts (declared on the root program; commander merges them). */
+export interface GlobalOptions {
+  creds?: string;
+  username?: string;
+  passwordStdin?: boolean;
+  plainHttp?: boolean;
+  tlsVerify: boolean;
+  debug?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  progress: 'auto' | 'tty' | 'plain' | 'json' | 'none';
+  progressInterval: number;
+}
+
+export function addGlobalOptions(program: Command): void {
+  program
+    .option('--creds <user:password>', 'registry credentials (prefer --username with --password-stdin: argv is visible to other users)')
+    .option('--username <name>', 'registry user name; the password is read from --password-stdin')
+    .option('--password-stdin', 'read the password or token from standard input')
+    .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
+    .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
+    .option('--debug', 'log every request (secrets redacted) and show stack traces')
+    .option('-q, --quiet', 'print nothing but errors (and results on stdout)')
+    .option('--json', 'print the result as one JSON document on stdout')
+    .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'tty', 'plain', 'json', 'none']).default('auto'))
+    .addOption(new Option('--progress-interval <seconds>', 'seconds between plain progress lines').default(5).argParser(parsePositive('--progress-interval')));
+}
+
+function parseBool(v: string | undefined): boolean {
+  if (v === undefined || v === '' || /^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  throw new FerryError('E_USAGE', `--tls-verify takes true or false, not "${v}"`);
+}
+
+export function parsePositive(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new FerryError('E_USAGE', `${flag} takes a positive number, not "${v}"`);
+    return n;
+  };
+}
+
+export function parseJobs(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new FerryError('E_USAGE', `--jobs takes a whole number from 1 to 64, not "${v}"`);
+  return n;
+}
+
+export function parsePlatformOption(v: string): Platform {
+  return parsePlatform(v);
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Turns the global flags into an OpContext (credentials, TLS, logging). */
+export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSignal, warn: (m: string) => void): Promise<OpContext> {
+  let credential: Credential | undefined;
+  if (g.creds !== undefined && (g.username !== undefined || g.passwordStdin)) {
+    throw new FerryError('E_USAGE', '--creds cannot be combined with --username/--password-stdin');
+  }
+  if (g.creds !== undefined) credential = parseCredsFlag(g.creds);
+  else if (g.passwordStdin) {
+    if (!g.username) throw new FerryError('E_USAGE', '--password-stdin needs --username');
+    const password = (await readAll(io.stdin)).replace(/\r?\n$/, '');
+    if (!password) throw new FerryError('E_USAGE', '--password-stdin: standard input was empty');
+    credential = { kind: 'basic', username: g.username, password, source: '--password-stdin' };
+  } else if (g.username) {
+    throw new FerryError('E_USAGE', '--username needs --password-stdin', { hint: 'echo "$TOKEN" | ferry … --username me --password-stdin' });
+  }
+  const ctx: OpContext = { tlsVerify: g.tlsVerify, env: io.env, signal, warn };
+  if (credential) ctx.credential = credential;
+  if (g.plainHttp) ctx.plainHttp = true;
+  if (g.debug) ctx.debug = (line) => io.stderr.write(`debug: ${line}\n`);
+  return ctx;
+}

@@ -1,0 +1,136 @@
+import type { ChalkInstance } from 'chalk';
+import ora, { type Ora } from 'ora';
+import type { CopyEvent } from '../../copy/events.js';
+import { formatPlatform } from '../../oci/platform.js';
+import { formatBytes, formatDuration, shortDigest } from '../../util/format.js';
+
+export type StatusMode = 'tty' | 'plain' | 'json' | 'none';
+
+export interface StatusOptions {
+  mode: StatusMode;
+  stream: NodeJS.WritableStream;
+  intervalMs: number;
+  colors: ChalkInstance;
+  label: string;
+}
+
+/**
+ * Renders copy-engine events on stderr. tty: one ora spinner line (blobs done/total, bytes,
+ * rate, ETA) plus one persisted line per finished blob; plain (CI): one line per finished blob
+ * and a progress line every interval, no escape codes; json: NDJSON events; none: silent.
+ */
+export class StatusReporter {
+  private spinner: Ora | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private total = { blobs: 0, bytes: 0 };
+  private done = { blobs: 0, bytes: 0 };
+  private started = performance.now();
+  private readonly o: StatusOptions;
+
+  constructor(o: StatusOptions) {
+    this.o = o;
+  }
+
+  private line(s: string): void {
+    if (this.spinner) {
+      this.spinner.clear();
+      this.o.stream.write(`${s}\n`);
+      this.spinner.render();
+    } else this.o.stream.write(`${s}\n`);
+  }
+
+  private summary(): string {
+    const secs = (performance.now() - this.started) / 1000;
+    const rate = secs > 0 ? this.done.bytes / secs : 0;
+    const left = this.total.bytes - this.done.bytes;
+    const eta = rate > 0 && left > 0 ? ` · ETA ${formatDuration((left / rate) * 1000)}` : '';
+    return `${this.o.label}: blobs ${this.done.blobs}/${this.total.blobs} · ${formatBytes(this.done.bytes)}/${formatBytes(this.total.bytes)} · ${formatBytes(rate)}/s${eta}`;
+  }
+
+  readonly onEvent = (e: CopyEvent): void => {
+    const { mode, colors: c } = this.o;
+    if (mode === 'none') return;
+    if (mode === 'json') {
+      if (e.type === 'blob-progress') {
+        this.done.bytes += e.delta;
+        return; // aggregated into periodic progress events
+      }
+      this.o.stream.write(`${JSON.stringify(jsonEvent(e))}\n`);
+      if (e.type === 'plan') this.startTimer(() => this.o.stream.write(`${JSON.stringify({ event: 'progress', bytes: this.done.bytes, totalBytes: this.total.bytes, blobs: this.done.blobs, totalBlobs: this.total.blobs })}\n`));
+      this.count(e);
+      return;
+    }
+    switch (e.type) {
+      case 'resolved':
+        this.line(`${c.bold(this.o.label)} ${e.kind} ${e.descriptor.digest}${e.platform ? ` (${formatPlatform(e.platform)})` : ''}`);
+        break;
+      case 'plan':
+        this.total = { blobs: e.blobs, bytes: e.bytes };
+        this.started = performance.now();
+        if (mode === 'tty') this.spinner = ora({ text: this.summary(), stream: this.o.stream, discardStdin: false }).start();
+        else this.startTimer(() => this.o.stream.write(`${this.summary()}\n`));
+        break;
+      case 'blob-progress':
+        this.done.bytes += e.delta;
+        if (this.spinner) this.spinner.text = this.summary();
+        break;
+      case 'blob-skip':
+        this.done.blobs++;
+        this.done.bytes += e.descriptor.size;
+        this.line(`  ${c.dim('skipped')}    ${shortDigest(e.descriptor.digest)} ${formatBytes(e.descriptor.size)} (already present)`);
+        break;
+      case 'blob-done':
+        this.done.blobs++;
+        this.line(`  ${c.green('verified')}   ${shortDigest(e.descriptor.digest)} ${formatBytes(e.descriptor.size)} in ${formatDuration(e.ms)}`);
+        if (this.spinner) this.spinner.text = this.summary();
+        break;
+      default:
+        break;
+    }
+  };
+
+  private count(e: CopyEvent): void {
+    if (e.type === 'plan') this.total = { blobs: e.blobs, bytes: e.bytes };
+    if (e.type === 'blob-done') this.done.blobs++;
+    if (e.type === 'blob-skip') {
+      this.done.blobs++;
+      this.done.bytes += e.descriptor.size;
+    }
+  }
+
+  private startTimer(fn: () => void): void {
+    this.timer = setInterval(fn, this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the spinner/timer; `ok` false leaves a failure mark on a TTY. */
+  stop(ok: boolean): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.spinner) {
+      if (ok) this.spinner.stop();
+      else this.spinner.fail(this.summary());
+      this.spinner = undefined;
+    }
+  }
+}
+
+function jsonEvent(e: CopyEvent): Record<string, unknown> {
+  switch (e.type) {
+    case 'resolved':
+      return { event: 'resolved', digest: e.descriptor.digest, mediaType: e.descriptor.mediaType, kind: e.kind, ...(e.platform ? { platform: formatPlatform(e.platform) } : {}) };
+    case 'plan':
+      return { event: 'plan', blobs: e.blobs, bytes: e.bytes, manifests: e.manifests };
+    case 'blob-skip':
+    case 'blob-start':
+      return { event: e.type, digest: e.descriptor.digest, size: e.descriptor.size };
+    case 'blob-done':
+      return { event: 'blob-done', digest: e.descriptor.digest, size: e.descriptor.size, ms: Math.round(e.ms) };
+    case 'manifest-done':
+      return { event: 'manifest-done', digest: e.descriptor.digest, mediaType: e.descriptor.mediaType };
+    case 'committed':
+      return { event: 'committed' };
+    case 'blob-progress':
+      return { event: 'blob-progress', digest: e.descriptor.digest, delta: e.delta };
+  }
+}

@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { VERSION } from '../version.js';
+import { inspectCommand } from './commands/inspect.js';
+import { pullCommand } from './commands/pull.js';
+import { tagsCommand } from './commands/tags.js';
+import type { CliIO } from './io.js';
+import { addGlobalOptions } from './options.js';
+
+/** Builds the commander program (no globals, so tests can build many). */
+export function buildProgram(io: CliIO, signal: AbortSignal): Command {
+  const program = new Command('ferry');
+  program
+    .description('Move container images between registries and local files, fast and verified.')
+    .version(VERSION, '-V, --version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(`ferry: ${s.replace(/^error: /, '')}`),
+    });
+  addGlobalOptions(program);
+  inspectCommand(program, io, signal);
+  tagsCommand(program, io, signal);
+  pullCommand(program, io, signal);
+  program.addHelpText('after', `
+Locations:
+  REF                      a registry image: ubuntu, ghcr.io/org/app:1.2, host:5000/ns/app@sha256:…
+  docker://REF             the same, skopeo style
+  oci:DIR[:tag]            an OCI image layout directory
+
+Credentials come from --creds / --username --password-stdin, then docker's config
+(DOCKER_CONFIG or ~/.docker/config.json: auths, credHelpers, credsStore), then podman's
+auth.json, else anonymous.
+
+Exit status: 0 ok, 1 other, 2 usage or bad input, 3 authentication/permission,
+4 not found, 5 network/registry, 6 verification failed, 7 unsupported, 8 local I/O or
+disk space, 130 interrupted.`);
+  for (const c of program.commands) {
+    c.exitOverride().configureOutput(program.configureOutput());
+    c.showSuggestionAfterError(true);
+  }
+  return program;
+}

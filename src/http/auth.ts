@@ -1,0 +1,79 @@
+import { challengeScopes, parseWwwAuthenticate, pickChallenge, resolveRealm, type Challenge } from '../auth/challenge.js';
+import type { Credential } from '../auth/credential.js';
+import { fetchToken, type TokenTransport } from '../auth/token.js';
+import { TokenCache } from '../auth/token-cache.js';
+import { FerryError } from '../errors.js';
+import type { DebugLog, HttpRequest, Middleware } from './types.js';
+
+export interface AuthOptions {
+  /** `host[:port]` the registry API is served from: the only host that ever gets credentials. */
+  apiHost: string;
+  /** Lazily resolved (config files and helpers are only read when a registry asks). */
+  credential: () => Promise<Credential>;
+  tokenTransport: TokenTransport;
+  cache: TokenCache;
+  /** Accept an http:// token realm (only for loopback / --plain-http registries). */
+  allowHttpRealm: boolean;
+  log?: DebugLog;
+}
+
+/**
+ * Registry authentication (protocol.md §2). The challenge is learned from the first 401 and
+ * reused, so later requests authenticate up front (gcr.io once sent 401s without a challenge).
+ * Bearer tokens are cached per (realm, service, scopes); concurrent requests for the same token
+ * share one exchange (TokenCache.getOrFetch). A 401 is answered once: with a token for the challenged scopes
+ * (merging `insufficient_scope`), or refreshed after `invalid_token`; never in a loop. Requests
+ * to any other host (redirect targets, storage) get no credentials here.
+ */
+export function authMiddleware(o: AuthOptions): Middleware {
+  let challenge: Challenge | undefined;
+
+  const authorization = async (req: HttpRequest, scopes: string[], fresh: boolean): Promise<string | undefined> => {
+    const c = challenge;
+    if (!c) return undefined;
+    const cred = await o.credential();
+    if (cred.kind === 'registry-token') return `Bearer ${cred.token}`;
+    if (c.scheme === 'basic') {
+      return cred.kind === 'basic' ? `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` : undefined;
+    }
+    if (c.scheme !== 'bearer' || !c.params['realm']) return undefined;
+    const realm = resolveRealm(c.params['realm'], req.url.toString());
+    if (realm.startsWith('http:') && !o.allowHttpRealm) {
+      throw new FerryError('E_REGISTRY', `registry ${o.apiHost} sent a plain-http token realm (${new URL(realm).host}); refusing to send credentials over http`);
+    }
+    const service = c.params['service'] || undefined;
+    const parts = { realm, scopes, ...(service ? { service } : {}) };
+    if (fresh) o.cache.delete(parts);
+    const t = await o.cache.getOrFetch(parts, () => {
+      o.log?.(`token: requesting ${scopes.join(' ') || '(no scope)'} from ${new URL(realm).host} as ${cred.kind === 'basic' ? cred.username : cred.kind}`);
+      return fetchToken(o.tokenTransport, { realm, ...(service ? { service } : {}), scopes, credential: cred, ...(req.signal ? { signal: req.signal } : {}) });
+    });
+    return `Bearer ${t.token}`;
+  };
+
+  return (next) => async (req) => {
+    if (req.url.host !== o.apiHost) return next(req);
+    const scopes = req.scopes ?? [];
+    const first = await authorization(req, scopes, false);
+    const res = await next(withAuth(req, first));
+    if (res.status !== 401) return res;
+    const c = pickChallenge(parseWwwAuthenticate(res.headers['www-authenticate']));
+    if (!c) return res;
+    const changed = !challenge || challenge.scheme !== c.scheme || challenge.params['realm'] !== c.params['realm'];
+    const error = c.params['error'];
+    // Worth one more try only when something would differ: first contact, a new challenge, a
+    // scope the token lacked, or an expired/invalid token. Otherwise the 401 is final.
+    if (first !== undefined && !changed && error !== 'insufficient_scope' && error !== 'invalid_token') return res;
+    challenge = c;
+    const wanted = [...new Set([...challengeScopes(c), ...scopes])];
+    const second = await authorization(req, wanted, true);
+    if (second === undefined || second === first) return res;
+    await res.dump();
+    return next(withAuth(req, second));
+  };
+}
+
+function withAuth(req: HttpRequest, header: string | undefined): HttpRequest {
+  if (!header) return req;
+  return { ...req, headers: { ...req.headers, authorization: header } };
+}

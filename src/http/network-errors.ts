@@ -1,0 +1,68 @@
+import { FerryError, isAbortError } from '../errors.js';
+import { redactUrl } from '../util/redact.js';
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_NOT_YET_VALID', 'ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO', 'ERR_SSL_PACKET_LENGTH_TOO_LONG',
+  'UNABLE_TO_GET_ISSUER_CERT', 'CERT_UNTRUSTED', 'ERR_SSL_HTTP_REQUEST',
+]);
+
+/** True when the server answered TLS with plain HTTP (the classic "http vs https" mistake). */
+export function isPlainHttpAnswer(e: unknown): boolean {
+  const code = errCode(e);
+  const msg = String((e as Error)?.message ?? '');
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || /wrong version number|packet length too long|http request/i.test(msg);
+}
+
+export function errCode(e: unknown): string | undefined {
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur; i++) {
+    const c = (cur as { code?: unknown }).code;
+    if (typeof c === 'string' && c !== 'UND_ERR_SOCKET' && c !== 'UND_ERR_CONNECT') return c;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return (e as { code?: string } | null)?.code;
+}
+
+/** Network-level failures that are worth retrying (the request may not have reached the server or
+ * the connection died mid-way). */
+export function isRetryableNetworkError(e: unknown): boolean {
+  if (isAbortError(e)) return false;
+  const code = (e as { code?: string }).code;
+  if (code === 'E_TLS') return false;
+  const inner = code === 'E_NETWORK' ? (e as { cause?: unknown }).cause : e;
+  const c = errCode(inner);
+  // ECONNREFUSED is not retried: a registry that is down should fail fast, not after backoff.
+  return c !== undefined && [
+    'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
+    'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+    'UND_ERR_CLOSED', 'ECONNABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_STREAM_PREMATURE_CLOSE',
+  ].includes(c);
+}
+
+/** Maps a thrown transport error to a FerryError (E_TLS / E_NETWORK), naming the host. */
+export function mapNetworkError(e: unknown, url: URL): unknown {
+  if (isAbortError(e) || (e as { name?: string }).name === 'FerryError') return e;
+  const code = errCode(e);
+  const where = `${url.protocol}//${url.host}`;
+  if (code && TLS_CODES.has(code)) {
+    if (isPlainHttpAnswer(e)) {
+      return new FerryError('E_TLS', `${url.host} answered HTTPS with plain HTTP`, {
+        cause: e, url: redactUrl(url), hint: 'the registry speaks plain http: pass --plain-http',
+      });
+    }
+    return new FerryError('E_TLS', `TLS verification failed for ${where}: ${code}`, {
+      cause: e, url: redactUrl(url),
+      hint: 'trust its CA with NODE_EXTRA_CA_CERTS=/path/ca.pem, or pass --tls-verify=false for a registry you trust',
+    });
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new FerryError('E_NETWORK', `cannot resolve host ${url.hostname}`, { cause: e, url: redactUrl(url), hint: 'check the registry name and your DNS/proxy settings' });
+  }
+  if (code === 'ECONNREFUSED') {
+    return new FerryError('E_NETWORK', `connection refused by ${where}`, { cause: e, url: redactUrl(url), hint: 'is the registry running, and is the port right?' });
+  }
+  const msg = (e as Error)?.message ?? String(e);
+  return new FerryError('E_NETWORK', `network error talking to ${where}: ${code ?? msg}`, { cause: e, url: redactUrl(url) });
+}

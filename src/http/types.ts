@@ -1,0 +1,53 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * A request body. Byte arrays are replayable; a factory is called once per attempt (retry,
+ * re-auth, redirect) and must return a fresh stream each time: ferry never buffers a blob to
+ * make a request retryable.
+ */
+export type RequestBody = Uint8Array | string | (() => Readable | Promise<Readable>);
+
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: URL;
+  headers: Record<string, string>;
+  body?: RequestBody;
+  signal?: AbortSignal;
+  /** Token scopes this request needs, e.g. `repository:library/ubuntu:pull` (auth middleware). */
+  scopes?: string[];
+  /** Follow 3xx redirects (default true for GET/HEAD). */
+  followRedirects?: boolean;
+  /** Per-request retry override: false disables the retry middleware for this request. */
+  retry?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Final URL after redirects. */
+  url: URL;
+  /** The response body stream; callers must consume it or call dump(). */
+  body: Readable;
+  /** First value of a header (lowercase name). */
+  header(name: string): string | undefined;
+  /** Discards the body so the connection can be reused. */
+  dump(): Promise<void>;
+}
+
+export type Send = (req: HttpRequest) => Promise<HttpResponse>;
+export type Middleware = (next: Send) => Send;
+
+/** Logger for --debug output: receives already-redacted lines. */
+export type DebugLog = (line: string) => void;
+
+/** Per-registry transport settings: data, not behaviour (architecture.md "host settings"). */
+export interface HostSettings {
+  /** 'https' (default), 'http' (--plain-http), or 'auto' (loopback: https, then http, as docker). */
+  scheme: 'https' | 'http' | 'auto';
+  tlsVerify: boolean;
+}
+
+export function headerValue(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = h[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,5 @@
+import type { Middleware } from './types.js';
+
+export function userAgentMiddleware(userAgent: string): Middleware {
+  return (next) => (req) => next({ ...req, headers: { 'user-agent': userAgent, ...req.headers } });
+}

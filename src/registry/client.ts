@@ -1,0 +1,221 @@
+import { Transform, type Readable } from 'node:stream';
+import { FerryError } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { type Digest, digestOf, isDigest } from '../oci/digest.js';
+import { bareMediaType, MANIFEST_ACCEPT } from '../oci/media-types.js';
+import { readBounded } from '../util/bounded.js';
+import { verifyBytes } from '../util/verify-stream.js';
+import { errorFromResponse, type ErrorContext } from '../http/registry-errors.js';
+import type { HttpRequest, HttpResponse, Send } from '../http/types.js';
+
+/** Manifests larger than this are refused (distribution-spec: registries accept ≥ 4 MB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** One page of a tag list; real registries page far below this. */
+export const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
+const MAX_TAG_PAGES = 10_000;
+
+export interface RegistryClientOptions {
+  /** The composed middleware stack for this registry (auth → … → send). */
+  send: Send;
+  /** Reference domain shown to users, e.g. `docker.io`, `localhost:5000`. */
+  registry: string;
+  /** Host the API is served from, e.g. `registry-1.docker.io`. */
+  apiHost: string;
+  /** Whether credentials are configured (changes 401 wording). */
+  hasCredentials?: () => boolean;
+  secrets?: () => string[];
+}
+
+/** Distribution API for one registry (distribution-spec v1.1 endpoints). */
+export class RegistryClient {
+  constructor(readonly opts: RegistryClientOptions) {}
+
+  url(path: string): URL {
+    return new URL(`https://${this.opts.apiHost}${path}`);
+  }
+
+  async request(req: Omit<HttpRequest, 'headers'> & { headers?: Record<string, string> }): Promise<HttpResponse> {
+    return this.opts.send({ headers: {}, ...req });
+  }
+
+  async fail(res: HttpResponse, ctx: Omit<ErrorContext, 'hadCredentials' | 'secrets'>): Promise<FerryError> {
+    return errorFromResponse(res, { ...ctx, hadCredentials: this.opts.hasCredentials?.() ?? false, secrets: this.opts.secrets?.() ?? [] });
+  }
+
+  /** `GET /v2/`: checks the API exists (401 is fine: it means auth is needed). */
+  async ping(signal?: AbortSignal): Promise<number> {
+    const res = await this.request({ method: 'GET', url: this.url('/v2/'), signal });
+    await res.dump();
+    if (res.status !== 200 && res.status !== 401) {
+      throw new FerryError('E_REGISTRY', `${this.opts.registry} does not look like a registry: GET /v2/ answered ${res.status}`);
+    }
+    return res.status;
+  }
+
+  repository(name: string): RepositoryClient {
+    return new RepositoryClient(this, name);
+  }
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  descriptor: Descriptor;
+}
+
+/** Distribution API for one repository. Every method takes an AbortSignal. */
+export class RepositoryClient {
+  constructor(readonly registry: RegistryClient, readonly name: string) {}
+
+  private get scopes(): string[] {
+    return [`repository:${this.name}:pull`];
+  }
+
+  private subject(ref?: string): string {
+    const base = `${this.registry.opts.registry}/${this.name}`;
+    if (!ref) return base;
+    return isDigest(ref) ? `${base}@${ref}` : `${base}:${ref}`;
+  }
+
+  /**
+   * HEAD a manifest: the cheap tag → digest resolution (Docker Hub does not count HEADs against
+   * the pull limit). Returns undefined when the registry omits the digest header (older spec) or
+   * answers anything but 200, so the caller falls back to GET (which yields the precise error).
+   */
+  async headManifest(ref: string, signal?: AbortSignal): Promise<Descriptor | undefined> {
+    const res = await this.registry.request({
+      method: 'HEAD', url: this.registry.url(`/v2/${this.name}/manifests/${ref}`), signal,
+      headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes,
+    });
+    if (res.status !== 200) {
+      // HEAD answers carry no error body, so a GET is what tells "no such tag" from "no such
+      // repository" or an auth problem; it is the caller's fallback either way.
+      await res.dump();
+      return undefined;
+    }
+    await res.dump();
+    const digest = res.header('docker-content-digest');
+    const size = Number(res.header('content-length'));
+    const mediaType = bareMediaType(res.header('content-type'));
+    if (!digest || !isDigest(digest) || !Number.isSafeInteger(size) || size <= 0 || !mediaType) return undefined;
+    if (isDigest(ref) && digest !== ref) return undefined;
+    return { mediaType, digest, size };
+  }
+
+  /**
+   * GET a manifest. Bytes are kept verbatim and hashed: by digest they must match it; by tag the
+   * digest is computed from the body (Docker-Content-Digest is not trusted: some registries send
+   * it malformed or for a different manifest). `expected` adds a size+digest check.
+   */
+  async getManifest(ref: string, opts: { expected?: Descriptor; signal?: AbortSignal } = {}): Promise<FetchedManifest> {
+    const res = await this.registry.request({
+      method: 'GET', url: this.registry.url(`/v2/${this.name}/manifests/${ref}`), signal: opts.signal,
+      headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes,
+    });
+    if (res.status !== 200) throw await this.registry.fail(res, manifestCtx(this, ref));
+    const declared = Number(res.header('content-length'));
+    if (Number.isFinite(declared) && declared > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw new FerryError('E_SIZE_MISMATCH', `${this.subject(ref)}: manifest is ${declared} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
+    }
+    const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES, `manifest ${this.subject(ref)}`);
+    const want = opts.expected?.digest ?? (isDigest(ref) ? (ref as Digest) : undefined);
+    if (want) verifyBytes(bytes, { digest: want, ...(opts.expected ? { size: opts.expected.size } : {}) }, `manifest ${this.subject(ref)}`);
+    const digest = want ?? digestOf(bytes);
+    const ct = bareMediaType(res.header('content-type'));
+    let mediaType = opts.expected?.mediaType ?? ct;
+    if (!mediaType || mediaType === 'application/json' || mediaType === 'text/plain') {
+      mediaType = bodyMediaType(bytes) ?? mediaType;
+    }
+    return { bytes, descriptor: { mediaType, digest, size: bytes.byteLength } };
+  }
+
+  /**
+   * GET a blob from `offset` (Range). The stream is NOT verified here: the consumer hashes it
+   * (it may be resuming, with the first `offset` bytes already hashed). A server that ignores
+   * Range (200 instead of 206) is handled by skipping the first `offset` bytes.
+   */
+  async getBlob(d: Descriptor, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<Readable> {
+    const offset = opts.offset ?? 0;
+    const res = await this.registry.request({
+      method: 'GET', url: this.registry.url(`/v2/${this.name}/blobs/${d.digest}`), signal: opts.signal,
+      headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, scopes: this.scopes,
+    });
+    if (res.status === 200 || res.status === 206) {
+      if (offset > 0 && res.status === 200) return res.body.pipe(skipBytes(offset));
+      return res.body;
+    }
+    if (res.status === 416 && offset >= d.size) {
+      await res.dump();
+      const { Readable: R } = await import('node:stream');
+      return R.from([]);
+    }
+    throw await this.registry.fail(res, { action: 'fetching blob', subject: `${this.subject()}@${d.digest}`, notFound: 'blob not found' });
+  }
+
+  /** All tags, following `Link` pagination (Quay/GHCR/Hub page; ACR adds orderby). */
+  async listTags(signal?: AbortSignal): Promise<string[]> {
+    const tags: string[] = [];
+    let url: URL | undefined = this.registry.url(`/v2/${this.name}/tags/list`);
+    for (let page = 0; url && page < MAX_TAG_PAGES; page++) {
+      const res: HttpResponse = await this.registry.request({ method: 'GET', url, signal, scopes: this.scopes });
+      if (res.status !== 200) throw await this.registry.fail(res, { action: 'listing tags', subject: this.subject() });
+      const text = (await readBounded(res.body, MAX_TAG_PAGE_BYTES, `tag list of ${this.subject()}`)).toString('utf8');
+      let doc: { tags?: unknown };
+      try {
+        doc = JSON.parse(text) as { tags?: unknown };
+      } catch (e) {
+        throw new FerryError('E_REGISTRY', `${this.subject()}: tag list is not valid JSON: ${(e as Error).message}`);
+      }
+      // Nexus has returned null entries and Artifactory digests; skip both (containers/image does).
+      for (const t of Array.isArray(doc.tags) ? doc.tags : []) {
+        if (typeof t === 'string' && t !== '' && !isDigest(t)) tags.push(t);
+      }
+      url = nextLink(res.header('link'), res.url);
+    }
+    return tags;
+  }
+}
+
+function manifestCtx(repo: RepositoryClient, ref: string): Omit<ErrorContext, 'hadCredentials' | 'secrets'> {
+  const subject = `${repo.registry.opts.registry}/${repo.name}${isDigest(ref) ? '@' : ':'}${ref}`;
+  return {
+    action: 'fetching manifest', subject,
+    notFound: isDigest(ref) ? 'manifest not found' : `tag "${ref}" not found`,
+    notFoundHint: `list the available tags with: ferry tags ${repo.registry.opts.registry}/${repo.name}`,
+  };
+}
+
+function bodyMediaType(bytes: Uint8Array): string | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: unknown };
+    return typeof v.mediaType === 'string' ? v.mediaType : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL. */
+export function nextLink(link: string | undefined, base: URL): URL | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>(.*)$/.exec(part);
+    if (m && /;\s*rel="?next"?/i.test(m[2]!)) return new URL(m[1]!, base);
+  }
+  return undefined;
+}
+
+function skipBytes(n: number): Transform {
+  let left = n;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      if (left <= 0) return cb(null, chunk);
+      if (chunk.length <= left) {
+        left -= chunk.length;
+        return cb();
+      }
+      const rest = chunk.subarray(left);
+      left = 0;
+      cb(null, rest);
+    },
+  });
+}

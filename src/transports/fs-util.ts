@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm, writeFile, readFile, stat, mkdir } from 'node:fs/promises';
+import { dirname, join, basename } from 'node:path';
+import { FerryError } from '../errors.js';
+
+/** A temp name beside `target` (same filesystem, so the final rename is atomic). */
+export function tempNameFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.partial`);
+}
+
+/** Writes a small file atomically: temp file, fsync, rename. */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = tempNameFor(target);
+  try {
+    await writeFile(tmp, data, { mode });
+    const fh = await open(tmp, 'r');
+    await fh.sync().finally(() => fh.close());
+    await rename(tmp, target);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw ioError(e, target);
+  }
+}
+
+export async function readJsonFile<T>(path: string, what: string): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(e, path);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new FerryError('E_BAD_ARCHIVE', `${what} ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function ensureDir(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+  } catch (e) {
+    throw ioError(e, path);
+  }
+}
+
+/** Maps filesystem errors to FerryErrors that name the path (ENOSPC → E_NO_SPACE). */
+export function ioError(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (!code || (e as { name?: string }).name === 'FerryError') return e;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new FerryError('E_NO_SPACE', `no space left writing ${path}`, { cause: e, hint: 'free some disk space or choose another output directory' });
+  if (code === 'EACCES' || code === 'EPERM') return new FerryError('E_IO', `permission denied: ${path}`, { cause: e });
+  if (code === 'ENOENT') return new FerryError('E_NOT_FOUND', `no such file or directory: ${path}`, { cause: e });
+  if (code === 'ENOTDIR' || code === 'EISDIR') return new FerryError('E_IO', `${path}: ${code === 'EISDIR' ? 'is a directory' : 'not a directory'}`, { cause: e });
+  return new FerryError('E_IO', `${path}: ${(e as Error).message}`, { cause: e });
+}

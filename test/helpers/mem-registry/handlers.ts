@@ -1,0 +1,418 @@
+/** Routing and the distribution-spec v1.1 endpoints (manifests, blobs, uploads, tags, catalog). */
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Access, Action, Principal } from './auth.js';
+import type { Store, UploadSession } from './store.js';
+import type { MemRegistryOptions } from './types.js';
+import {
+  IMAGE_MANIFEST_TYPES, INDEX_TYPES, MANIFEST_TYPES, MT, NAME_RE, TAG_RE,
+  algorithmOf, bareType, checkDigest, digestOf, empty, errorResp, header, json, type Resp,
+} from './util.js';
+
+export type Route =
+  | { kind: 'ping' }
+  | { kind: 'catalog' }
+  | { kind: 'tags'; name: string }
+  | { kind: 'manifest'; name: string; ref: string }
+  | { kind: 'blob'; name: string; digest: string }
+  | { kind: 'uploadStart'; name: string }
+  | { kind: 'upload'; name: string; id: string }
+  | { kind: 'unsupported'; name: string }
+  | { kind: 'notFound' };
+
+const ROUTES: Array<[RegExp, (m: RegExpExecArray) => Route]> = [
+  [/^\/v2\/?$/, () => ({ kind: 'ping' })],
+  [/^\/v2\/_catalog$/, () => ({ kind: 'catalog' })],
+  [/^\/v2\/(.+)\/tags\/list$/, (m) => ({ kind: 'tags', name: m[1]! })],
+  [/^\/v2\/(.+)\/manifests\/([^/]+)$/, (m) => ({ kind: 'manifest', name: m[1]!, ref: m[2]! })],
+  [/^\/v2\/(.+)\/blobs\/uploads\/?$/, (m) => ({ kind: 'uploadStart', name: m[1]! })],
+  [/^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (m) => ({ kind: 'upload', name: m[1]!, id: m[2]! })],
+  [/^\/v2\/(.+)\/blobs\/([^/]+)$/, (m) => ({ kind: 'blob', name: m[1]!, digest: m[2]! })],
+  // Referrers API not implemented: 404 makes clients use the referrers tag schema fallback.
+  [/^\/v2\/(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: 'unsupported', name: m[1]! })],
+];
+
+const METHODS: Record<string, string[]> = {
+  ping: ['GET', 'HEAD'], catalog: ['GET'], tags: ['GET'],
+  manifest: ['GET', 'HEAD', 'PUT', 'DELETE'], blob: ['GET', 'HEAD', 'DELETE'],
+  uploadStart: ['POST'], upload: ['GET', 'PATCH', 'PUT', 'DELETE'],
+};
+
+export function parseRoute(pathname: string): Route {
+  for (const [re, f] of ROUTES) {
+    const m = re.exec(pathname);
+    if (!m) continue;
+    const r = f(m);
+    try {
+      for (const k of ['name', 'ref', 'digest', 'id'] as const) {
+        if (k in r) (r as Record<string, string>)[k] = decodeURIComponent((r as Record<string, string>)[k]!);
+      }
+    } catch {
+      return { kind: 'notFound' };
+    }
+    return r;
+  }
+  return { kind: 'notFound' };
+}
+
+/** Validation that needs no auth, then what the request needs (distribution app.go: method-based). */
+export function preflight(route: Route, method: string): Resp | Access {
+  if (route.kind === 'notFound') return errorResp(404, 'UNSUPPORTED', 'endpoint not found');
+  if (route.kind === 'unsupported') return errorResp(404, 'UNSUPPORTED', 'endpoint not supported');
+  if (!METHODS[route.kind]!.includes(method)) {
+    return errorResp(405, 'UNSUPPORTED', `method ${method} not allowed`, {}, { Allow: METHODS[route.kind]!.join(', ') });
+  }
+  if (route.kind === 'ping') return { kind: 'ping' };
+  if (route.kind === 'catalog') return { kind: 'catalog' };
+  if (!NAME_RE.test(route.name) || route.name.length > 255) {
+    return errorResp(400, 'NAME_INVALID', 'invalid repository name', { name: route.name });
+  }
+  const actions: Action[] =
+    method === 'GET' || method === 'HEAD' ? ['pull'] : method === 'DELETE' ? ['delete'] : ['pull', 'push'];
+  return { kind: 'repo', repo: route.name, actions };
+}
+
+export interface Ctx {
+  method: string;
+  url: URL;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  principal: Principal;
+}
+
+export class Handlers {
+  private readonly stateKey = randomBytes(32);
+
+  constructor(private readonly store: Store, private readonly opts: MemRegistryOptions) {}
+
+  handle(route: Route, ctx: Ctx): Resp {
+    switch (route.kind) {
+      case 'ping': return json(200, {});
+      case 'catalog': return this.catalog(ctx);
+      case 'tags': return this.tags(route.name, ctx);
+      case 'manifest':
+        if (ctx.method === 'PUT') return this.putManifest(route.name, route.ref, ctx);
+        if (ctx.method === 'DELETE') return this.deleteManifest(route.name, route.ref);
+        return this.getManifest(route.name, route.ref, ctx);
+      case 'blob':
+        return ctx.method === 'DELETE' ? this.deleteBlob(route.name, route.digest) : this.getBlob(route.name, route.digest, ctx);
+      case 'uploadStart': return this.startUpload(route.name, ctx);
+      case 'upload': return this.upload(route.name, route.id, ctx);
+      default: return errorResp(404, 'UNSUPPORTED', 'endpoint not found');
+    }
+  }
+
+  // ---- listing -------------------------------------------------------------------------------
+
+  private page(all: string[], ctx: Ctx, base: string, defaultSize: number | undefined): Resp | { items: string[]; link?: string } {
+    const nRaw = ctx.url.searchParams.get('n');
+    const last = ctx.url.searchParams.get('last');
+    let size = defaultSize ?? Infinity;
+    if (nRaw !== null) {
+      if (!/^\d+$/.test(nRaw)) return errorResp(400, 'PAGINATION_NUMBER_INVALID', 'invalid n', { n: nRaw });
+      size = Number(nRaw);
+    }
+    if (size === 0) return { items: [] };
+    const rest = last === null ? all : all.filter((t) => t > last);
+    const items = rest.slice(0, size);
+    if (items.length === rest.length) return { items };
+    const lastItem = encodeURIComponent(items[items.length - 1]!);
+    return { items, link: `<${base}?n=${size}&last=${lastItem}>; rel="next"` };
+  }
+
+  private tags(name: string, ctx: Ctx): Resp {
+    if (!this.store.exists(name)) return errorResp(404, 'NAME_UNKNOWN', 'repository name not known to registry', { name });
+    const p = this.page(this.store.tags(name), ctx, `/v2/${name}/tags/list`, this.opts.tagPageSize);
+    if ('status' in p) return p;
+    return json(200, { name, tags: p.items }, p.link ? { Link: p.link } : {});
+  }
+
+  private catalog(ctx: Ctx): Resp {
+    const p = this.page(this.store.repoNames(), ctx, '/v2/_catalog', undefined);
+    if ('status' in p) return p;
+    return json(200, { repositories: p.items }, p.link ? { Link: p.link } : {});
+  }
+
+  // ---- manifests -----------------------------------------------------------------------------
+
+  private getManifest(name: string, ref: string, ctx: Ctx): Resp {
+    if (ref.includes(':') && checkDigest(ref) === 'invalid') return errorResp(400, 'DIGEST_INVALID', 'invalid digest', { digest: ref });
+    const m = this.store.getManifest(name, ref);
+    if (!m) {
+      return this.store.exists(name)
+        ? errorResp(404, 'MANIFEST_UNKNOWN', 'manifest unknown', { name, reference: ref })
+        : errorResp(404, 'NAME_UNKNOWN', 'repository name not known to registry', { name });
+    }
+    // Accept honoured loosely: only refuse when the client listed manifest types, none of them
+    // (nor a wildcard) covers the stored one — as distribution does for OCI types.
+    const accept = (header(ctx.headers, 'accept') ?? '').split(',').map((s) => bareType(s)).filter(Boolean);
+    if (accept.some((a) => MANIFEST_TYPES.includes(a)) && !accept.includes(m.mediaType) && !accept.includes('*/*')) {
+      return errorResp(404, 'MANIFEST_UNKNOWN', `manifest of type ${m.mediaType} not acceptable to the client`, { name, reference: ref });
+    }
+    const headers: Record<string, string> = {
+      'Content-Type': m.mediaType,
+      'Docker-Content-Digest': m.digest,
+      ETag: `"${m.digest}"`,
+    };
+    if (ctx.method === 'HEAD' && this.opts.noHeadDigest) delete headers['Docker-Content-Digest'];
+    return { status: 200, headers, body: m.bytes };
+  }
+
+  private putManifest(name: string, ref: string, ctx: Ctx): Resp {
+    const bytes = ctx.body;
+    if (this.opts.maxManifestBytes !== undefined && bytes.length > this.opts.maxManifestBytes) {
+      return errorResp(413, 'SIZE_INVALID', 'manifest too large', { size: bytes.length, limit: this.opts.maxManifestBytes });
+    }
+    const isDigest = ref.includes(':');
+    if (isDigest && checkDigest(ref) !== 'ok') return errorResp(400, 'DIGEST_INVALID', 'invalid or unsupported digest', { digest: ref });
+    if (!isDigest && !TAG_RE.test(ref)) return errorResp(400, 'TAG_INVALID', 'invalid tag', { tag: ref });
+    const invalid = (message: string, detail: unknown = {}) => errorResp(400, 'MANIFEST_INVALID', message, detail);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      return invalid('manifest is not valid JSON');
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return invalid('manifest is not a JSON object');
+    const m = doc as Record<string, unknown>;
+    const contentType = bareType(header(ctx.headers, 'content-type'));
+    const declared = typeof m['mediaType'] === 'string' ? (m['mediaType'] as string) : undefined;
+    if (declared !== undefined && contentType && declared !== contentType) {
+      return invalid(`Content-Type ${contentType} does not match mediaType ${declared}`);
+    }
+    const mediaType = contentType || declared;
+    if (!mediaType) return invalid('missing Content-Type');
+    if (mediaType === MT.dockerSchema1 || mediaType === MT.dockerSchema1Signed) return invalid('schema1 manifests are not supported');
+    if (!MANIFEST_TYPES.includes(mediaType)) return invalid(`unsupported manifest media type ${mediaType}`);
+    if (m['schemaVersion'] !== 2) return invalid('schemaVersion must be 2');
+    const problem = IMAGE_MANIFEST_TYPES.includes(mediaType) ? this.checkImage(name, m) : this.checkIndex(name, m);
+    if (problem) return problem;
+    const digest = digestOf(bytes, isDigest ? algorithmOf(ref) : 'sha256');
+    if (isDigest && digest !== ref) return errorResp(400, 'DIGEST_INVALID', 'manifest digest does not match reference', { expected: ref, actual: digest });
+    this.store.putManifest(name, ref, bytes, mediaType);
+    return empty(201, { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest });
+  }
+
+  private badDescriptor(d: unknown): string | undefined {
+    if (typeof d !== 'object' || d === null) return 'descriptor is not an object';
+    const o = d as Record<string, unknown>;
+    if (typeof o['mediaType'] !== 'string') return 'descriptor without mediaType';
+    if (typeof o['digest'] !== 'string' || checkDigest(o['digest']) === 'invalid') return 'descriptor with invalid digest';
+    if (typeof o['size'] !== 'number' || !Number.isInteger(o['size']) || o['size'] < 0) return 'descriptor with invalid size';
+    return undefined;
+  }
+
+  private checkImage(name: string, m: Record<string, unknown>): Resp | undefined {
+    const layers = m['layers'];
+    if (!Array.isArray(layers)) return errorResp(400, 'MANIFEST_INVALID', 'manifest without layers array');
+    for (const d of [m['config'], ...layers]) {
+      const bad = this.badDescriptor(d);
+      if (bad) return errorResp(400, 'MANIFEST_INVALID', bad);
+      const o = d as { digest: string; size: number; urls?: unknown };
+      if (Array.isArray(o.urls) && o.urls.length > 0) continue; // foreign / non-distributable layer
+      const blob = this.store.getBlob(name, o.digest);
+      if (!blob) return errorResp(400, 'MANIFEST_BLOB_UNKNOWN', 'blob unknown to registry', { digest: o.digest });
+      if (blob.length !== o.size) {
+        return errorResp(400, 'MANIFEST_INVALID', 'descriptor size does not match blob', { digest: o.digest, size: o.size, actual: blob.length });
+      }
+    }
+    return undefined;
+  }
+
+  private checkIndex(name: string, m: Record<string, unknown>): Resp | undefined {
+    const children = m['manifests'];
+    if (!Array.isArray(children)) return errorResp(400, 'MANIFEST_INVALID', 'index without manifests array');
+    for (const d of children) {
+      const bad = this.badDescriptor(d);
+      if (bad) return errorResp(400, 'MANIFEST_INVALID', bad);
+      const o = d as { digest: string; size: number };
+      const child = this.store.getManifest(name, o.digest);
+      if (!child) return errorResp(400, 'MANIFEST_BLOB_UNKNOWN', 'manifest unknown to registry', { digest: o.digest });
+      if (child.bytes.length !== o.size) {
+        return errorResp(400, 'MANIFEST_INVALID', 'descriptor size does not match manifest', { digest: o.digest });
+      }
+    }
+    return undefined;
+  }
+
+  private deleteManifest(name: string, ref: string): Resp {
+    if (this.opts.deleteDisabled) return errorResp(405, 'UNSUPPORTED', 'deletion is disabled');
+    if (ref.includes(':') && checkDigest(ref) === 'invalid') return errorResp(400, 'DIGEST_INVALID', 'invalid digest', { digest: ref });
+    if (!this.store.deleteManifest(name, ref)) return errorResp(404, 'MANIFEST_UNKNOWN', 'manifest unknown', { name, reference: ref });
+    return empty(202);
+  }
+
+  // ---- blobs ---------------------------------------------------------------------------------
+
+  private getBlob(name: string, digest: string, ctx: Ctx): Resp {
+    if (checkDigest(digest) === 'invalid') return errorResp(400, 'DIGEST_INVALID', 'invalid digest', { digest });
+    const blob = this.store.getBlob(name, digest);
+    if (!blob) return errorResp(404, 'BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/octet-stream',
+      'Docker-Content-Digest': digest,
+      'Accept-Ranges': 'bytes',
+      ETag: `"${digest}"`,
+    };
+    const range = header(ctx.headers, 'range');
+    const m = range ? /^bytes=(\d*)-(\d*)$/.exec(range.trim()) : null;
+    if (!m || (m[1] === '' && m[2] === '')) return { status: 200, headers, body: blob };
+    const total = blob.length;
+    let start: number;
+    let end: number;
+    if (m[1] === '') {
+      start = Math.max(0, total - Number(m[2]));
+      end = total - 1;
+    } else {
+      start = Number(m[1]);
+      end = m[2] === '' ? total - 1 : Math.min(Number(m[2]), total - 1);
+    }
+    if (start >= total || start > end || (m[1] === '' && Number(m[2]) === 0)) {
+      return empty(416, { 'Content-Range': `bytes */${total}` });
+    }
+    headers['Content-Range'] = `bytes ${start}-${end}/${total}`;
+    return { status: 206, headers, body: blob.subarray(start, end + 1) };
+  }
+
+  private deleteBlob(name: string, digest: string): Resp {
+    if (this.opts.deleteDisabled) return errorResp(405, 'UNSUPPORTED', 'deletion is disabled');
+    if (checkDigest(digest) === 'invalid') return errorResp(400, 'DIGEST_INVALID', 'invalid digest', { digest });
+    if (!this.store.deleteBlob(name, digest)) return errorResp(404, 'BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    return empty(202);
+  }
+
+  // ---- uploads -------------------------------------------------------------------------------
+
+  /** Opaque, HMAC-protected `_state` carrying the offset (like distribution's `_state`). */
+  private state(s: UploadSession): string {
+    const payload = Buffer.from(JSON.stringify({ n: s.repo, u: s.id, o: s.size })).toString('base64url');
+    const mac = createHmac('sha256', this.stateKey).update(payload).digest('base64url').slice(0, 22);
+    return `${payload}.${mac}`;
+  }
+
+  private readState(raw: string | null): { n: string; u: string; o: number } | undefined {
+    if (!raw) return undefined;
+    const [payload, mac] = raw.split('.');
+    if (!payload || !mac) return undefined;
+    const want = createHmac('sha256', this.stateKey).update(payload).digest('base64url').slice(0, 22);
+    if (mac !== want) return undefined;
+    try {
+      return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { n: string; u: string; o: number };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private progress(status: number, s: UploadSession): Resp {
+    const headers: Record<string, string> = {
+      Location: `/v2/${s.repo}/blobs/uploads/${s.id}?_state=${this.state(s)}`,
+      'Docker-Upload-UUID': s.id,
+      Range: `0-${Math.max(0, s.size - 1)}`,
+    };
+    return empty(status, headers);
+  }
+
+  private created(name: string, digest: string): Resp {
+    return empty(201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+  }
+
+  /** Checks a blob digest parameter; returns an error response or undefined. */
+  private badDigestParam(digest: string | null): Resp | undefined {
+    if (!digest) return errorResp(400, 'DIGEST_INVALID', 'missing digest parameter');
+    const c = checkDigest(digest);
+    if (c === 'invalid') return errorResp(400, 'DIGEST_INVALID', 'invalid digest', { digest });
+    if (c === 'unsupported') return errorResp(400, 'DIGEST_INVALID', 'unsupported digest algorithm', { digest });
+    return undefined;
+  }
+
+  private startUpload(name: string, ctx: Ctx): Resp {
+    const q = ctx.url.searchParams;
+    const mount = q.get('mount');
+    const from = q.get('from');
+    if (mount !== null) {
+      const bad = this.badDigestParam(mount);
+      if (bad) return bad;
+      if (from !== null && NAME_RE.test(from) && ctx.principal.canPull(from)) {
+        const blob = this.store.getBlob(from, mount);
+        if (blob) {
+          this.store.putBlob(name, blob, mount);
+          return this.created(name, mount);
+        }
+      }
+      // Not mountable: fall through to a fresh upload session (202), as the spec recommends.
+    } else if (q.has('digest')) {
+      const digest = q.get('digest');
+      const bad = this.badDigestParam(digest);
+      if (bad) return bad;
+      const actual = digestOf(ctx.body, algorithmOf(digest!));
+      if (actual !== digest) return errorResp(400, 'DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, actual });
+      this.store.putBlob(name, ctx.body, digest!);
+      return this.created(name, digest!);
+    }
+    const s: UploadSession = { id: randomUUID(), repo: name, chunks: [], size: 0, shortChunk: false };
+    this.store.uploads.set(s.id, s);
+    const r = this.progress(202, s);
+    if (this.opts.chunkMinLength !== undefined) r.headers['OCI-Chunk-Min-Length'] = String(this.opts.chunkMinLength);
+    return r;
+  }
+
+  /** Appends a chunk after Content-Range / size / min-length checks. */
+  private append(s: UploadSession, ctx: Ctx, isPatch: boolean): Resp | undefined {
+    const body = ctx.body;
+    const cr = header(ctx.headers, 'content-range');
+    if (cr !== undefined) {
+      const m = /^(\d+)-(\d+)$/.exec(cr.trim());
+      if (!m) return errorResp(400, 'BLOB_UPLOAD_INVALID', 'malformed Content-Range', { contentRange: cr });
+      const start = Number(m[1]);
+      const end = Number(m[2]);
+      if (start !== s.size || end < start) {
+        const r = this.progress(416, s);
+        const e = errorResp(416, 'BLOB_UPLOAD_INVALID', 'chunk out of order', { expectedStart: s.size, contentRange: cr });
+        return { ...e, headers: { ...e.headers, ...r.headers } };
+      }
+      if (end - start + 1 !== body.length) {
+        return errorResp(400, 'SIZE_INVALID', 'Content-Range does not match body length', { contentRange: cr, length: body.length });
+      }
+    }
+    if (body.length === 0) return undefined;
+    if (s.shortChunk) {
+      return errorResp(400, 'SIZE_INVALID', `a chunk smaller than OCI-Chunk-Min-Length (${this.opts.chunkMinLength}) was not the final chunk`);
+    }
+    if (isPatch && this.opts.chunkMinLength !== undefined && body.length < this.opts.chunkMinLength) s.shortChunk = true;
+    s.chunks.push(body);
+    s.size += body.length;
+    return undefined;
+  }
+
+  private upload(name: string, id: string, ctx: Ctx): Resp {
+    const s = this.store.uploads.get(id);
+    if (!s || s.repo !== name) return errorResp(404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: id });
+    if (ctx.method === 'GET') return this.progress(204, s);
+    if (ctx.method === 'DELETE') {
+      this.store.uploads.delete(id);
+      return empty(204);
+    }
+    // PATCH / PUT must present the latest Location (its `_state` carries the offset).
+    const st = this.readState(ctx.url.searchParams.get('_state'));
+    if (!st || st.u !== s.id || st.n !== s.repo) return errorResp(400, 'BLOB_UPLOAD_INVALID', 'missing or invalid _state; use the Location returned by the registry');
+    if (st.o !== s.size) return errorResp(400, 'BLOB_UPLOAD_INVALID', 'upload resumed at wrong offset (stale Location)', { offset: st.o, size: s.size });
+    if (ctx.method === 'PATCH') {
+      const ct = bareType(header(ctx.headers, 'content-type'));
+      if (ct && ct !== 'application/octet-stream') return errorResp(400, 'BLOB_UPLOAD_INVALID', `unexpected Content-Type ${ct}`);
+      const err = this.append(s, ctx, true);
+      return err ?? this.progress(202, s);
+    }
+    // PUT ?digest= closes the session, optionally with a final chunk.
+    const digest = ctx.url.searchParams.get('digest');
+    const bad = this.badDigestParam(digest);
+    if (bad) return bad;
+    const err = this.append(s, ctx, false);
+    if (err) return err;
+    const bytes = Buffer.concat(s.chunks);
+    const actual = digestOf(bytes, algorithmOf(digest!));
+    this.store.uploads.delete(id);
+    if (actual !== digest) return errorResp(400, 'DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, actual });
+    this.store.putBlob(name, bytes, digest!);
+    return this.created(name, digest!);
+  }
+}

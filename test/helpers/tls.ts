@@ -1,0 +1,162 @@
+/**
+ * Throwaway PKI for integration tests, made with the `openssl` CLI.
+ *
+ * Contracts:
+ * - makeTestCa(dir): RSA-2048 self-signed CA (basicConstraints CA:TRUE,
+ *   keyCertSign) written to <dir>/<name>.crt|.key, valid for 2 days.
+ * - issueCert(ca, {name, usage}): RSA-2048 leaf signed by `ca`.
+ *   usage 'server': SAN IP:127.0.0.1, IP:::1, DNS:localhost, EKU serverAuth.
+ *   usage 'signing': digitalSignature only (JWT signing cert for the token
+ *   server; distribution verifies the JWT's x5c chain against its
+ *   rootcertbundle, which is the CA cert).
+ * - makeServerTls(dir?): CA + server cert. Returns `{ caCert, serverCert,
+ *   serverKey, dir, certDir }`; `certDir` holds only `ca.crt` (the layout
+ *   skopeo's --*-cert-dir and containers/image expect). Without `dir` a temp
+ *   dir is created and `remove()` deletes it (also removed on process exit).
+ * - pemToDerBase64(pem): standard base64 DER of the FIRST certificate in the
+ *   PEM (what a JWT `x5c` entry holds).
+ * Keys are unencrypted PKCS#8 PEM. Nothing is ever written outside `dir`.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTempDir } from './binaries.js';
+
+export interface TestCa {
+  dir: string;
+  caCert: string; // PEM path
+  caKey: string; // PEM path
+}
+
+export interface IssuedCert {
+  cert: string; // PEM path
+  key: string; // PEM path
+}
+
+export interface TlsFiles {
+  dir: string;
+  caCert: string;
+  caKey: string;
+  serverCert: string;
+  serverKey: string;
+  /** Dir containing only ca.crt (for skopeo --src-cert-dir/--dest-cert-dir). */
+  certDir: string;
+  /** Removes `dir` (only if makeServerTls created it; no-op otherwise). */
+  remove(): void;
+}
+
+/** Run openssl; rejects with its stderr on failure. */
+export function openssl(args: string[], cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('openssl', args, { cwd, timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`openssl ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+const SERVER_SANS = 'IP:127.0.0.1,IP:::1,DNS:localhost';
+
+function config(cn: string): string {
+  // A self-contained config so the system openssl.cnf cannot interfere.
+  return [
+    '[req]',
+    'distinguished_name = dn',
+    'prompt = no',
+    '[dn]',
+    `CN = ${cn}`,
+    'O = ferry integration tests',
+    '[v3_ca]',
+    'basicConstraints = critical,CA:TRUE',
+    'keyUsage = critical,keyCertSign,cRLSign',
+    'subjectKeyIdentifier = hash',
+    '[v3_server]',
+    'basicConstraints = critical,CA:FALSE',
+    'keyUsage = critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage = serverAuth',
+    `subjectAltName = ${SERVER_SANS}`,
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+    '[v3_signing]',
+    'basicConstraints = critical,CA:FALSE',
+    'keyUsage = critical,digitalSignature',
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+    '',
+  ].join('\n');
+}
+
+/** Create a self-signed CA in `dir` (created if needed). */
+export async function makeTestCa(dir: string, name = 'ca'): Promise<TestCa> {
+  await mkdir(dir, { recursive: true });
+  const cnf = join(dir, `${name}.cnf`);
+  await writeFile(cnf, config(`ferry test CA ${randomBytes(4).toString('hex')}`));
+  const caCert = join(dir, `${name}.crt`);
+  const caKey = join(dir, `${name}.key`);
+  await openssl(
+    ['req', '-x509', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caCert,
+      '-days', '2', '-config', cnf, '-extensions', 'v3_ca'],
+    dir,
+  );
+  return { dir, caCert, caKey };
+}
+
+/** Issue a leaf cert signed by `ca`, written next to the CA files. */
+export async function issueCert(
+  ca: TestCa,
+  opts: { name: string; usage: 'server' | 'signing'; commonName?: string },
+): Promise<IssuedCert> {
+  const { dir } = ca;
+  const cnf = join(dir, `${opts.name}.cnf`);
+  const cn = opts.commonName ?? (opts.usage === 'server' ? 'localhost' : 'ferry-test-token-signer');
+  await writeFile(cnf, config(cn));
+  const key = join(dir, `${opts.name}.key`);
+  const csr = join(dir, `${opts.name}.csr`);
+  const cert = join(dir, `${opts.name}.crt`);
+  await openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-config', cnf], dir);
+  await openssl(
+    ['x509', '-req', '-in', csr, '-CA', ca.caCert, '-CAkey', ca.caKey,
+      '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2',
+      '-extfile', cnf, '-extensions', opts.usage === 'server' ? 'v3_server' : 'v3_signing', '-out', cert],
+    dir,
+  );
+  return { cert, key };
+}
+
+/** CA + server certificate for 127.0.0.1 / ::1 / localhost. */
+export async function makeServerTls(dir?: string): Promise<TlsFiles> {
+  const temp = dir ? undefined : makeTempDir('tls');
+  const root = dir ?? temp!.path;
+  try {
+    const ca = await makeTestCa(root);
+    const server = await issueCert(ca, { name: 'server', usage: 'server' });
+    const certDir = join(root, 'cert-dir');
+    await mkdir(certDir, { recursive: true });
+    await copyFile(ca.caCert, join(certDir, 'ca.crt'));
+    return {
+      dir: root,
+      caCert: ca.caCert,
+      caKey: ca.caKey,
+      serverCert: server.cert,
+      serverKey: server.key,
+      certDir,
+      remove: () => temp?.remove(),
+    };
+  } catch (err) {
+    temp?.remove();
+    throw err;
+  }
+}
+
+/** Base64 (standard, not url) DER of the first certificate in a PEM string. */
+export function pemToDerBase64(pem: string): string {
+  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
+  if (!m) throw new Error('no certificate found in PEM');
+  return m[1]!.replace(/\s+/g, '');
+}
+
+/** Read a PEM file and return pemToDerBase64 of its first certificate. */
+export async function certFileToDerBase64(path: string): Promise<string> {
+  return pemToDerBase64(await readFile(path, 'utf8'));
+}
