@@ -91,7 +91,10 @@ function componentError(c: string): string | undefined {
 export function tagError(tag: string): string | undefined {
   if (TAG_RE.test(tag)) return undefined;
   if (tag === '') return "tag is empty (nothing after ':')";
-  if (tag.length > TAG_MAX) return `tag "${tag}" is longer than ${TAG_MAX} characters`;
+  if (tag.length > TAG_MAX) {
+    const shown = tag.length > 200 ? `${tag.slice(0, 200)}…` : tag;
+    return `tag "${shown}" is longer than ${TAG_MAX} characters (${tag.length})`;
+  }
   return `invalid tag "${tag}": tags may contain only letters, digits, '_', '.' and '-', and must not start with '.' or '-'`;
 }
 

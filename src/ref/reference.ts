@@ -138,16 +138,18 @@ export function parseReference(input: string, opts: ParseReferenceOptions = {}):
   const path = colon < 0 ? nameAndTag : nameAndTag.slice(0, colon);
   const tag = colon < 0 ? undefined : nameAndTag.slice(colon + 1);
 
+  if (/^(?:$|[:@])/.test(s.slice(pathOffset))) throw fail('repository name is empty');
   // docker checks case before anything else, with its own message.
   if (path.toLowerCase() !== path) {
     throw fail('repository name must be lowercase', lowercaseHint(input, s, pathOffset));
   }
   const domainWhy = domainError(domain);
   if (domainWhy !== undefined) {
+    const badPort = domainWhy.includes('invalid port');
     throw fail(
       domainWhy,
-      `"${domain}" is read as a registry host because it comes before the first '/' and contains '.' or ':' ` +
-        `(or capitals); hosts look like "ghcr.io" or "localhost:5000", and tags cannot contain '/'`,
+      `"${domain}" comes before the first '/' and contains '.' or ':' (or capitals), so it is read as a ` +
+        `registry host like "ghcr.io" or "localhost:5000"${badPort ? "; tags cannot contain '/'" : ''}`,
     );
   }
   const pathWhy = pathError(path);

@@ -94,8 +94,6 @@ export async function startMemRegistry(opts: MemRegistryOptions = {}): Promise<M
   let base = '';
   const auth = new Auth(mode, opts.users ?? {}, opts.anonymousPull ?? [], () => `${base}/token`);
 
-  const requests: MemRequestRecord[] = [];
-  const faults: Fault[] = [];
 
   const route = (method: string, url: URL, req: IncomingMessage, body: Buffer): Resp => {
     if (url.pathname === '/token') return auth.handleToken(method, req.headers, url.searchParams, body);
@@ -118,8 +116,8 @@ export async function startMemRegistry(opts: MemRegistryOptions = {}): Promise<M
       method, path: url.pathname, query: url.search.slice(1), hasAuth: !!authz, status: 0, bytesIn: 0, bytesOut: 0,
     };
     if (authz) entry.authScheme = authz.trim().split(/\s+/)[0];
-    requests.push(entry);
-    // `reg.faults` may have been replaced wholesale by a test; read it through the object.
+    // `requests` / `faults` may be replaced wholesale by a test; always go through the object.
+    reg.requests.push(entry);
     const fault = pickFault(reg.faults, method, url);
     if (fault?.kind === 'reset') {
       req.socket.destroy();
@@ -163,8 +161,8 @@ export async function startMemRegistry(opts: MemRegistryOptions = {}): Promise<M
   const reg: MemRegistry = {
     host: hostPort,
     url: base,
-    requests,
-    faults,
+    requests: [],
+    faults: [],
     putBlob: (repo, bytes) => store.putBlob(repo, bytes),
     putManifest: (repo, ref, bytes, mediaType) => store.putManifest(repo, ref, bytes, mediaType),
     getBlob: (repo, digest) => store.getBlob(repo, digest),

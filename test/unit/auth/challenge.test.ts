@@ -136,7 +136,7 @@ describe('pickChallenge', () => {
 });
 
 describe('challengeScopes', () => {
-  const rows = [
+  const rows: { name: string; params: Record<string, string>; want: string[] }[] = [
     { name: 'absent', params: {}, want: [] },
     { name: 'one', params: { scope: 'repository:a:pull' }, want: ['repository:a:pull'] },
     { name: 'several, extra spaces', params: { scope: ' repository:a:pull  repository:b:pull,push ' }, want: ['repository:a:pull', 'repository:b:pull,push'] },

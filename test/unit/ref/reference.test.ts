@@ -136,6 +136,9 @@ const invalid: Array<[string, string, string]> = [
   ['IPv4-mapped IPv6', '[2001:db8:3:4::192.0.2.33]:5000/debian', 'not a valid bracketed IPv6 address'],
   ['bracketed IPv6 host only', '[fc00::1]:5000', 'invalid character "["'],
   ['host only with slash', 'ghcr.io/', 'repository name is empty'],
+  ['docker.io only with slash', 'docker.io/', 'repository name is empty'],
+  ['tag without a name', ':latest', 'repository name is empty'],
+  ['digest without a name', `@${D}`, 'repository name is empty'],
   ['path longer than 255', `ghcr.io/${'a'.repeat(256)}`, 'name is longer than 255 characters'],
   ['hub path longer than 255 after library/', 'a'.repeat(250), 'name is longer than 255 characters'],
   ['nothing after docker://', 'docker://', 'nothing after "docker://"'],
@@ -171,6 +174,8 @@ describe('hints', () => {
     ['uppercase path under a host', 'ghcr.io/Owner/App@' + D, `did you mean "ghcr.io/owner/app@${D}"?`],
     ['uppercase with docker:// kept', 'docker://Alpine', 'did you mean "docker://alpine"?'],
     ['uppercase plus another error: no suggestion', 'Ubuntu!', 'repository names must be lowercase'],
+    ['slash in a tag', 'ubuntu:feature/x', "tags cannot contain '/'"],
+    ['underscore host', 'my_host.com/app', 'is read as a registry host'],
   ])('%s', (_name, input, hint) => {
     expect(hintOf(() => parseReference(input))).toContain(hint);
   });
