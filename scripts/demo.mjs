@@ -28,8 +28,9 @@ function freePort() {
 }
 
 async function startRegistry() {
+  // FERRY_DEMO_REGISTRY=mem forces the in-process registry even where docker-registry exists.
   const which = spawnSync('sh', ['-c', 'command -v docker-registry'], { encoding: 'utf8' });
-  if (which.status === 0) {
+  if (which.status === 0 && process.env.FERRY_DEMO_REGISTRY !== 'mem') {
     const port = await freePort();
     const cfg = join(work, 'registry.yml');
     writeFileSync(cfg, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: ${join(work, 'storage')}}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
@@ -41,7 +42,7 @@ async function startRegistry() {
     }
     throw new Error('docker-registry did not start');
   }
-  const { startMemRegistry } = await import(join(root, 'dist', 'testing', 'mem-registry', 'index.js'));
+  const { startMemRegistry } = await import(join(root, 'dist', 'testing', 'mem-registry', 'index.js').replace(/^/, 'file://'));
   const reg = await startMemRegistry();
   cleanups.push(() => reg.stop());
   return { host: reg.host, kind: "ferry's in-process registry (install docker-registry for the real one)" };
@@ -93,12 +94,15 @@ async function push(host, repo, tag) {
   return { index: top, children };
 }
 
+// Asynchronous on purpose: the in-process registry lives in this process's event loop.
 function ferry(args) {
   process.stdout.write(`\n$ ferry ${args.join(' ')}\n`);
-  const r = spawnSync(process.execPath, [ferryBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  process.stdout.write(r.stdout);
-  if (r.status !== 0) throw new Error(`ferry ${args[0]} exited ${r.status}`);
-  return r.stdout;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [ferryBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => { out += d; process.stdout.write(d); });
+    child.on('error', reject).on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`ferry ${args[0]} exited ${code}`))));
+  });
 }
 
 try {
@@ -110,24 +114,24 @@ try {
   const image = `${reg.host}/${repo}`;
 
   say('tag listing');
-  ferry(['tags', image]);
+  await ferry(['tags', image]);
 
   say('inspect: the index, then one platform');
-  ferry(['inspect', `${image}:latest`]);
-  const j = JSON.parse(ferry(['inspect', '--json', '--platform', 'linux/arm64', `${image}:latest`]));
+  await ferry(['inspect', `${image}:latest`]);
+  const j = JSON.parse(await ferry(['inspect', '--json', '--platform', 'linux/arm64', `${image}:latest`]));
   if (j.digest !== seeded.children[1].digest) throw new Error('inspect --platform picked the wrong manifest');
 
   say('pull into an OCI layout (host platform), then all platforms');
   const layout = join(work, 'layout');
-  const pulled = JSON.parse(ferry(['pull', '--json', '--progress', 'none', `${image}:latest`, `oci:${layout}:latest`]));
-  ferry(['pull', '--all-platforms', '--progress', 'none', `${image}:1.0`, `oci:${layout}:all`]);
+  const pulled = JSON.parse(await ferry(['pull', '--json', '--progress', 'none', `${image}:latest`, `oci:${layout}:latest`]));
+  await ferry(['pull', '--all-platforms', '--progress', 'none', `${image}:1.0`, `oci:${layout}:all`]);
   const idx = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
   const byName = Object.fromEntries(idx.manifests.map((m) => [m.annotations['org.opencontainers.image.ref.name'], m.digest]));
   if (byName.all !== seeded.index.digest || byName.latest !== pulled.digest) throw new Error('index.json does not hold the pulled digests');
 
   say('inspect and list what landed on disk');
-  ferry(['tags', `oci:${layout}`]);
-  ferry(['inspect', `oci:${layout}:latest`]);
+  await ferry(['tags', `oci:${layout}`]);
+  await ferry(['inspect', `oci:${layout}:latest`]);
   if (spawnSync('sh', ['-c', 'command -v umoci'], { stdio: 'ignore' }).status === 0) {
     process.stdout.write(`\n$ umoci stat --image ${layout}:latest\n${execFileSync('umoci', ['stat', '--image', `${layout}:latest`], { encoding: 'utf8' })}`);
   }

@@ -1,11 +1,13 @@
 import { FerryError, hasCode } from '../errors.js';
+import { isPlainHttpAnswer } from './network-errors.js';
 import type { HostSettings, Middleware } from './types.js';
 
 /**
  * Chooses http or https per host. Requests arrive as https URLs. `http` rewrites every request;
  * `auto` (loopback registries, as docker treats 127.0.0.0/8 and ::1 as insecure) tries https
- * first and, if that fails at the TLS or connection level, tries plain http and remembers which
- * one worked for the rest of the process.
+ * first and, if the server answered TLS with plain HTTP or the connection failed, tries plain http
+ * and remembers which one worked for the rest of the process. A certificate failure is final: the
+ * server does speak https, and an http retry would only hide the real problem behind a 400.
  */
 export function schemeMiddleware(settings: HostSettings, registryHost: string): Middleware {
   let chosen: 'https' | 'http' | undefined = settings.scheme === 'auto' ? undefined : settings.scheme;
@@ -22,7 +24,8 @@ export function schemeMiddleware(settings: HostSettings, registryHost: string): 
       chosen = 'https';
       return res;
     } catch (e) {
-      if (!hasCode(e, 'E_TLS', 'E_NETWORK')) throw e;
+      const plainAnswer = hasCode(e, 'E_TLS') && isPlainHttpAnswer(e.cause);
+      if (!plainAnswer && !hasCode(e, 'E_NETWORK')) throw e;
       let res;
       try {
         res = await next(withScheme('http'));

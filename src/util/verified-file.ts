@@ -1,10 +1,17 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, isAbortError } from '../errors.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
+import { type FileHashJob, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
+
+/** Large write buffers let fs.WriteStream batch chunks (writev) instead of one syscall per 64 KiB
+ * socket read: measured ~15% faster on a 256 MiB pull (bench/). */
+const WRITE_HWM = 1 << 20;
+/** How often the tail hasher is told about new durable bytes. */
+const ADVANCE_EVERY = 4 << 20;
 
 export interface VerifiedWriteOptions {
   signal?: AbortSignal;
@@ -16,10 +23,11 @@ export interface VerifiedWriteOptions {
 }
 
 /**
- * Streams `open(offset)` into `tmpPath`, hashing while writing, and resolves only when the file
- * holds exactly `expected.size` bytes with digest `expected.digest`. A broken stream is resumed
- * from the bytes already on disk (re-hashing them from the file, since bytes in flight when a
- * write stream is torn down may not have reached it). The caller renames tmpPath into place.
+ * Streams `open(offset)` into `tmpPath` and resolves only when the file holds exactly
+ * `expected.size` bytes whose digest is `expected.digest`. Hashing happens while streaming: inline
+ * for small blobs, on a worker thread tailing the file for large ones (file-hasher.ts). A broken
+ * stream resumes from the bytes durably in the file (bytes in flight when a write stream is torn
+ * down may never reach it). The caller renames tmpPath into place; nothing here makes it visible.
  */
 export async function writeVerifiedFile(
   tmpPath: string,
@@ -29,44 +37,64 @@ export async function writeVerifiedFile(
 ): Promise<void> {
   const alg = hashAlgorithmFor(expected.digest);
   const attempts = opts.attempts ?? 5;
-  let hash: Hash = createHash(alg);
-  let written = 0; // bytes durably in the file and in `hash`
-  let count = 0; // bytes hashed and reported so far in this attempt
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const src = await open(written, opts.signal);
-      count = written;
-      const meter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          count += chunk.length;
-          if (count > expected.size) return cb(new FerryError('E_SIZE_MISMATCH', `${opts.what}: received more than the expected ${expected.size} bytes`));
-          hash.update(chunk);
-          opts.onProgress?.(chunk.length);
-          cb(null, chunk);
-        },
-      });
-      await pipeline(src, meter, createWriteStream(tmpPath, { flags: written > 0 ? 'r+' : 'w', start: written }), { signal: opts.signal });
-      written = count;
-      break;
-    } catch (e) {
-      if (isAbortError(e) || opts.signal?.aborted || attempt >= attempts || !(opts.isRetryable?.(e) ?? false)) throw e;
-      // Resume from what is durably in the file; rebuild the hash from those bytes.
-      const onDisk = Math.min(await stat(tmpPath).then((s) => s.size, () => 0), count);
-      hash = createHash(alg);
-      written = 0;
-      if (onDisk > 0) {
-        await pipeline(createReadStream(tmpPath, { end: onDisk - 1 }), new Transform({
-          transform(c: Buffer, _e, cb) { hash.update(c); written += c.length; cb(); },
-        }));
+  let inline: Hash | undefined;
+  let job: FileHashJob | undefined;
+  if (expected.size >= OFFLOAD_MIN_BYTES) {
+    await writeFile(tmpPath, '');
+    job = startFileHash(tmpPath, 0, alg);
+  } else inline = createHash(alg);
+  let written = 0; // bytes durably in the file (and hashed inline, when inline)
+  let count = 0; // bytes received and reported in this attempt
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const src = await open(written, opts.signal);
+        const start = written;
+        count = written;
+        let advancedAt = written;
+        const ws = createWriteStream(tmpPath, { flags: written > 0 || job ? 'r+' : 'w', start: written, highWaterMark: WRITE_HWM });
+        const h = inline;
+        const meter = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            count += chunk.length;
+            if (count > expected.size) return cb(new FerryError('E_SIZE_MISMATCH', `${opts.what}: received more than the expected ${expected.size} bytes`));
+            h?.update(chunk);
+            opts.onProgress?.(chunk.length);
+            if (job && count - advancedAt >= ADVANCE_EVERY) {
+              advancedAt = count;
+              job.advance(start + ws.bytesWritten);
+            }
+            cb(null, chunk);
+          },
+        });
+        await pipeline(src, meter, ws, { signal: opts.signal });
+        written = count;
+        break;
+      } catch (e) {
+        if (isAbortError(e) || opts.signal?.aborted || attempt >= attempts || !(opts.isRetryable?.(e) ?? false)) throw e;
+        const onDisk = Math.min(await stat(tmpPath).then((s) => s.size, () => 0), count);
+        opts.onProgress?.(onDisk - count); // ≤ 0: un-count bytes that will be fetched again
+        written = onDisk;
+        if (inline) inline = await hashPrefix(tmpPath, onDisk, alg);
+        // The tail hasher only ever read durable bytes below onDisk, so it simply continues.
       }
-      opts.onProgress?.(written - count); // ≤ 0: un-count bytes that will be fetched again
     }
+    if (written !== expected.size) {
+      throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received ${written} bytes, expected ${expected.size}`);
+    }
+    const hex = job ? await job.finish(written) : inline!.digest('hex');
+    job = undefined;
+    const got = `${alg}:${hex}`;
+    if (got !== expected.digest) {
+      throw new FerryError('E_DIGEST_MISMATCH', `${opts.what}: content digest ${got} does not match ${expected.digest}`);
+    }
+  } finally {
+    job?.cancel();
   }
-  if (written !== expected.size) {
-    throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received ${written} bytes, expected ${expected.size}`);
-  }
-  const got = `${alg}:${hash.digest('hex')}`;
-  if (got !== expected.digest) {
-    throw new FerryError('E_DIGEST_MISMATCH', `${opts.what}: content digest ${got} does not match ${expected.digest}`);
-  }
+}
+
+async function hashPrefix(path: string, n: number, alg: string): Promise<Hash> {
+  const h = createHash(alg);
+  if (n > 0) await pipeline(createReadStream(path, { end: n - 1 }), new Transform({ transform(c: Buffer, _e, cb) { h.update(c); cb(); } }));
+  return h;
 }

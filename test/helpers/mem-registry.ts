@@ -1,21 +1,2 @@
-/**
- * In-process OCI distribution registry (distribution-spec v1.1) for fast unit tests and fault
- * injection. Protocol-faithful enough to exercise ferry's client code realistically: verbatim
- * manifest storage, manifest reference checks, upload sessions with an opaque HMAC'd `_state`
- * (stale Locations are refused), chunk ordering (416), OCI-Chunk-Min-Length, cross-repo mounts,
- * tag pagination with `Link`, `Range` on blobs, Basic and Bearer-token auth with a built-in token
- * endpoint, and programmable faults. Not implemented: referrers API (404 → clients use the tag
- * fallback), schema1 manifests (rejected), `?tag=` on manifest PUT.
- *
- * Extra route: `GET /_storage/<digest>` acts as object storage for redirect tests — it serves any
- * stored blob without auth and answers 400 (S3-style "Only one auth mechanism allowed") when the
- * request carries an Authorization header.
- *
- * Implementation lives in ./mem-registry/*.ts.
- */
-export type {
-  Fault, MemAuthMode, MemRegistry, MemRegistryOptions, MemRequestRecord, MemUser, StoredManifest,
-} from './mem-registry/types.js';
-export { startMemRegistry } from './mem-registry/server.js';
-export { seedImage, deterministicBytes } from './mem-registry/seed.js';
-export type { SeedOptions, SeedPlatform, SeedResult } from './mem-registry/seed.js';
+// The in-process registry lives in src/testing (so the demo can use it from dist/); tests import it here.
+export * from '../../src/testing/mem-registry/index.js';

@@ -13,6 +13,7 @@ import { runCli } from '../helpers/run-cli.js';
 import { pushWithSkopeo } from '../helpers/skopeo.js';
 import {
   blobSizes, expectBlobs, expectFailure, ferryJson, ferryOk, layoutEntry, readBlob, readLayoutIndex, sha256Of,
+  type InspectDoc, type PullDoc,
 } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo');
@@ -22,37 +23,6 @@ const PLATFORMS = [
   { os: 'linux', architecture: 'arm64', variant: 'v8' },
   { os: 'linux', architecture: 'arm', variant: 'v7' },
 ];
-
-interface InspectDoc {
-  reference: string;
-  digest: string;
-  mediaType: string;
-  size: number;
-  index?: { digest: string; mediaType: string; size: number };
-  manifests?: Array<{ digest: string; mediaType: string; size: number; platform: string }>;
-  platform?: string;
-  created?: string;
-  config?: { digest: string; mediaType: string; size: number };
-  layers?: Array<{ digest: string; mediaType: string; size: number }>;
-  totalSize?: number;
-  entrypoint?: string[] | null;
-  cmd?: string[] | null;
-  env?: string[];
-  labels?: Record<string, string>;
-}
-
-interface PullDoc {
-  source: string;
-  destination: string;
-  digest: string;
-  mediaType: string;
-  sourceDigest: string;
-  platform?: string;
-  manifests: number;
-  blobs: { total: number; skipped: number; transferred: number; bytes: number; transferredBytes: number };
-  seconds: number;
-  bytesPerSecond: number;
-}
 
 describe.skipIf(!has)('ferry against an open registry', () => {
   let reg: RealRegistry;
@@ -202,6 +172,18 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     expect(layoutEntry(dir, 'v2').digest).toBe(single.digest);
   });
 
+  it('pull by digest verifies it and records the destination tag (none given → no ref.name)', async () => {
+    const dir = fresh();
+    const arm = child('arm64');
+    const byDigest = await ferryJson<PullDoc>(['pull', '-q', `${idx}@${arm.digest}`, `oci:${dir}:pinned`]);
+    expect(byDigest).toMatchObject({ digest: arm.digest, sourceDigest: arm.digest, mediaType: OCI_MANIFEST });
+    expect(layoutEntry(dir, 'pinned')).toMatchObject({ digest: arm.digest, size: arm.size });
+    const bare = fresh();
+    await ferryOk(['pull', '-q', `${app}@${single.digest}`, `oci:${bare}`]);
+    expect(readLayoutIndex(bare).manifests).toEqual([{ mediaType: OCI_MANIFEST, digest: single.digest, size: single.manifests[0]!.size }]);
+    expect((await ferryJson<InspectDoc>(['inspect', `oci:${bare}`])).digest).toBe(single.digest);
+  });
+
   it('pull of an index picks the host platform (linux/amd64) by default', async () => {
     const dir = fresh();
     const amd = child('amd64');
@@ -245,7 +227,7 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     expect(events.map((e) => e.event)).toContain('committed');
   });
 
-  it('missing tag / repository / blob-less errors: exit 4 with a useful message', async () => {
+  it('missing tag or repository: exit 4, "not found", a hint naming ferry tags', async () => {
     const [tag, repo, tagsMissing, pullMissing] = await Promise.all([
       runCli(['inspect', `${app}:nope`]),
       runCli(['inspect', `${reg.host}/no/such-repo:v1`]),

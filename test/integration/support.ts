@@ -79,3 +79,36 @@ export function expectBlobs(dir: string, digests: string[]): void {
 export function blobSizes(dir: string, digests: string[]): number[] {
   return digests.map((d) => readBlob(dir, d).length);
 }
+
+/** `ferry inspect --json` document. */
+export interface InspectDoc {
+  reference: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  index?: { digest: string; mediaType: string; size: number };
+  manifests?: Array<{ digest: string; mediaType: string; size: number; platform: string }>;
+  platform?: string;
+  created?: string;
+  config?: { digest: string; mediaType: string; size: number };
+  layers?: Array<{ digest: string; mediaType: string; size: number }>;
+  totalSize?: number;
+  entrypoint?: string[] | null;
+  cmd?: string[] | null;
+  env?: string[];
+  labels?: Record<string, string>;
+}
+
+/** `ferry pull --json` document. */
+export interface PullDoc {
+  source: string;
+  destination: string;
+  digest: string;
+  mediaType: string;
+  sourceDigest: string;
+  platform?: string;
+  manifests: number;
+  blobs: { total: number; skipped: number; transferred: number; bytes: number; transferredBytes: number };
+  seconds: number;
+  bytesPerSecond: number;
+}
