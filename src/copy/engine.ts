@@ -4,7 +4,7 @@ import { type ImageIndex, type ImageManifest, parseManifest } from '../oci/manif
 import { isManifestType } from '../oci/media-types.js';
 import { choosePlatform, formatPlatform, type Platform } from '../oci/platform.js';
 import { mapLimit } from '../util/concurrency.js';
-import type { ImageDestination, ImageSource } from '../transports/types.js';
+import type { ImageDestination, ImageNames, ImageSource, TransferPlan } from '../transports/types.js';
 import type { CopyEvent } from './events.js';
 
 export interface CopyPlan {
@@ -16,12 +16,18 @@ export interface CopyPlan {
   onEvent?: (e: CopyEvent) => void;
 }
 
+export interface CopySource {
+  src: ImageSource;
+  names: ImageNames;
+}
+
 export interface CopyResult {
   /** What the destination's root now is (a child manifest when one platform was picked). */
   root: Descriptor;
   /** What the source location resolved to. */
   sourceRoot: Descriptor;
   platform?: Platform;
+  names: ImageNames;
   manifests: number;
   blobs: { total: number; skipped: number; transferred: number; bytes: number; transferredBytes: number };
 }
@@ -32,66 +38,72 @@ interface Node {
   manifest: ImageManifest | ImageIndex;
 }
 
+/** One image: see copyImages. */
+export async function copyImage(src: ImageSource, dst: ImageDestination, plan: CopyPlan, names: ImageNames = {}): Promise<CopyResult> {
+  return (await copyImages([{ src, names }], dst, plan))[0]!;
+}
+
 /**
- * The one engine behind pull, push and copy. Contract with the destination: every blob first
- * (skipping what it has), then manifests children before parents with the root last, then
- * commit(); close() always runs. Manifest bytes travel verbatim, so digests never change.
+ * The one engine behind pull, push and copy. It resolves every source and walks its graph
+ * first (so the destination can be told the whole plan: archives lay out every tar offset before
+ * a byte arrives), then transfers each distinct blob once (skipping what the destination has),
+ * then writes manifests children before parents with each image's root last, then commit().
+ * close() always runs, on sources and destination. Manifest bytes travel verbatim, so digests
+ * never change.
  */
-export async function copyImage(src: ImageSource, dst: ImageDestination, plan: CopyPlan): Promise<CopyResult> {
+export async function copyImages(sources: CopySource[], dst: ImageDestination, plan: CopyPlan): Promise<CopyResult[]> {
   const emit = plan.onEvent ?? (() => {});
   const signal = plan.signal;
   try {
-    const sourceRoot = await src.resolve(signal);
-    let top = await load(src, sourceRoot, signal);
-    let platform: Platform | undefined;
-    if (top.manifest.kind === 'index' && plan.platforms !== 'all') {
-      const wanted = plan.platforms[0];
-      const child = choosePlatform(top.manifest.manifests.filter((m) => isManifestType(m.mediaType)), wanted);
-      if (!child) {
-        const have = top.manifest.manifests.map((m) => formatPlatform(m.platform)).filter((p) => p !== 'unknown/unknown');
-        throw new FerryError('E_NOT_FOUND', `${src.description}: no image for platform ${formatPlatform(wanted)}`, {
-          hint: `available: ${[...new Set(have)].join(', ') || 'none'}; choose one with --platform, or keep them all with --all-platforms`,
-        });
+    const images: Array<{ top: Node; order: Node[]; sourceRoot: Descriptor; platform?: Platform; names: ImageNames }> = [];
+    for (const { src, names } of sources) {
+      const sourceRoot = await src.resolve(signal);
+      let top = await load(src, sourceRoot, signal);
+      let platform: Platform | undefined;
+      if (top.manifest.kind === 'index' && plan.platforms !== 'all') {
+        const wanted = plan.platforms[0];
+        const child = choosePlatform(top.manifest.manifests.filter((m) => isManifestType(m.mediaType)), wanted);
+        if (!child) {
+          const have = top.manifest.manifests.map((m) => formatPlatform(m.platform)).filter((p) => p !== 'unknown/unknown');
+          throw new FerryError('E_NOT_FOUND', `${src.description}: no image for platform ${formatPlatform(wanted)}`, {
+            hint: `available: ${[...new Set(have)].join(', ') || 'none'}; choose one with --platform, or keep them all with --all-platforms`,
+          });
+        }
+        platform = child.platform;
+        top = await load(src, child, signal);
       }
-      platform = child.platform;
-      top = await load(src, child, signal);
+      emit({ type: 'resolved', descriptor: top.descriptor, kind: top.manifest.kind, ...(platform ? { platform } : {}) });
+      images.push({ top, order: await walk(src, top, plan.jobs, signal), sourceRoot, ...(platform ? { platform } : {}), names });
     }
-    emit({ type: 'resolved', descriptor: top.descriptor, kind: top.manifest.kind, ...(platform ? { platform } : {}) });
 
-    // Walk the graph: children of indexes (recursively), then blobs of every image manifest.
-    const order: Node[] = []; // post-order: children before parents
-    const seen = new Set<string>();
-    const walk = async (n: Node): Promise<void> => {
-      if (seen.has(n.descriptor.digest)) return;
-      seen.add(n.descriptor.digest);
-      if (n.manifest.kind === 'index') {
-        const kids = n.manifest.manifests.filter((m) => isManifestType(m.mediaType));
-        const loaded = await mapLimit(kids, plan.jobs, (d, _i, s) => load(src, d, s), signal);
-        for (const k of loaded) await walk(k);
-        const other = n.manifest.manifests.filter((m) => !isManifestType(m.mediaType));
-        if (other.length) throw new FerryError('E_UNSUPPORTED', `${src.description}: index entry of type ${other[0]!.mediaType} is not supported`);
+    // Distinct blobs across every image, largest first: long transfers start early and small
+    // ones fill the gaps. Each remembers which source can supply it.
+    const blobs = new Map<string, { d: Descriptor; src: ImageSource }>();
+    const manifests = new Map<string, Node>();
+    images.forEach((img, i) => {
+      for (const n of img.order) {
+        manifests.set(n.descriptor.digest, n);
+        if (n.manifest.kind !== 'image') continue;
+        for (const b of [n.manifest.config, ...n.manifest.layers]) if (!blobs.has(b.digest)) blobs.set(b.digest, { d: b, src: sources[i]!.src });
       }
-      order.push(n);
+    });
+    const list = [...blobs.values()].sort((a, b) => b.d.size - a.d.size);
+    const transfer: TransferPlan = {
+      images: images.map((img) => ({ root: img.top.descriptor, names: img.names })),
+      manifests: [...manifests.values()].map((n) => ({ descriptor: n.descriptor, bytes: n.bytes })),
+      blobs: list.map((b) => b.d),
     };
-    await walk(top);
+    const totalBytes = list.reduce((a, b) => a + b.d.size, 0);
+    emit({ type: 'plan', blobs: list.length, bytes: totalBytes, manifests: manifests.size });
+    await dst.prepare?.(transfer, signal);
 
-    const blobs = new Map<string, Descriptor>();
-    for (const n of order) {
-      if (n.manifest.kind === 'image') for (const b of [n.manifest.config, ...n.manifest.layers]) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
-    }
-    const list = [...blobs.values()];
-    const result: CopyResult = {
-      root: top.descriptor, sourceRoot, ...(platform ? { platform } : {}), manifests: order.length,
-      blobs: { total: list.length, skipped: 0, transferred: 0, bytes: list.reduce((a, b) => a + b.size, 0), transferredBytes: 0 },
-    };
-    emit({ type: 'plan', blobs: list.length, bytes: result.blobs.bytes, manifests: order.length });
-
-    // Largest first: the long transfers start early and small ones fill the gaps.
-    list.sort((a, b) => b.size - a.size);
+    const stats = { skipped: 0, transferred: 0, transferredBytes: 0 };
+    const skipped = new Set<string>();
     const jobs = dst.capabilities.concurrentWrites ? Math.max(1, plan.jobs) : 1;
-    await mapLimit(list, jobs, async (d, _i, s) => {
+    await mapLimit(list, jobs, async ({ d, src }, _i, s) => {
       if (await dst.hasBlob(d, s)) {
-        result.blobs.skipped++;
+        stats.skipped++;
+        skipped.add(d.digest);
         emit({ type: 'blob-skip', descriptor: d });
         return;
       }
@@ -100,21 +112,60 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, plan: C
       await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
         signal: s, onProgress: (delta) => emit({ type: 'blob-progress', descriptor: d, delta }),
       });
-      result.blobs.transferred++;
-      result.blobs.transferredBytes += d.size;
+      stats.transferred++;
+      stats.transferredBytes += d.size;
       emit({ type: 'blob-done', descriptor: d, ms: performance.now() - t0 });
     }, signal);
 
-    for (const n of order) {
-      await dst.putManifest(n.bytes, n.descriptor, { root: n === top, ...(signal ? { signal } : {}) });
-      emit({ type: 'manifest-done', descriptor: n.descriptor });
+    const written = new Set<string>();
+    for (const img of images) {
+      for (const n of img.order) {
+        const isRoot = n === img.top;
+        if (written.has(n.descriptor.digest) && !isRoot) continue;
+        written.add(n.descriptor.digest);
+        await dst.putManifest(n.bytes, n.descriptor, { ...(isRoot ? { root: img.names } : {}), ...(signal ? { signal } : {}) });
+        emit({ type: 'manifest-done', descriptor: n.descriptor });
+      }
     }
     await dst.commit(signal);
     emit({ type: 'committed' });
-    return result;
+    return images.map((img) => {
+      const own = new Map<string, Descriptor>();
+      for (const n of img.order) if (n.manifest.kind === 'image') for (const b of [n.manifest.config, ...n.manifest.layers]) own.set(b.digest, b);
+      const mine = [...own.values()];
+      const bytes = mine.reduce((a, b) => a + b.size, 0);
+      const skippedHere = mine.filter((b) => skipped.has(b.digest));
+      return {
+        root: img.top.descriptor, sourceRoot: img.sourceRoot, ...(img.platform ? { platform: img.platform } : {}), names: img.names,
+        manifests: img.order.length,
+        blobs: {
+          total: mine.length, skipped: skippedHere.length, transferred: mine.length - skippedHere.length, bytes,
+          transferredBytes: bytes - skippedHere.reduce((a, b) => a + b.size, 0),
+        },
+      };
+    });
   } finally {
-    await Promise.allSettled([dst.close(), src.close()]);
+    await Promise.allSettled([dst.close(), ...sources.map((s) => s.src.close())]);
   }
+}
+
+/** Post-order walk (children before parents) of an index graph; images are leaves. */
+async function walk(src: ImageSource, top: Node, jobs: number, signal?: AbortSignal): Promise<Node[]> {
+  const order: Node[] = [];
+  const seen = new Set<string>();
+  const visit = async (n: Node): Promise<void> => {
+    if (seen.has(n.descriptor.digest)) return;
+    seen.add(n.descriptor.digest);
+    if (n.manifest.kind === 'index') {
+      const other = n.manifest.manifests.filter((m) => !isManifestType(m.mediaType));
+      if (other.length) throw new FerryError('E_UNSUPPORTED', `${src.description}: index entry of type ${other[0]!.mediaType} is not supported`);
+      const loaded = await mapLimit(n.manifest.manifests, jobs, (d, _i, s) => load(src, d, s), signal);
+      for (const k of loaded) await visit(k);
+    }
+    order.push(n);
+  };
+  await visit(top);
+  return order;
 }
 
 async function load(src: ImageSource, d: Descriptor, signal?: AbortSignal): Promise<Node> {

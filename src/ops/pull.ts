@@ -42,6 +42,10 @@ export async function pull(source: string, destination: string, opts: PullOption
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
       },
+      {
+        ...(written.transport === 'oci' || written.transport === 'oci-archive' ? (written.tag ? { refName: written.tag } : {}) : {}),
+        repoTag: src.ref.tag ? src.ref.withTag(src.ref.tag).toString().replace(/@.*$/, '') : src.ref.name(),
+      },
     );
     return { ...result, source: src.ref.toString(), destination: formatLocation(written), ms: performance.now() - t0 };
   });

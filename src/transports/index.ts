@@ -23,15 +23,10 @@ export function openSource(loc: Location, session: Session): ImageSource {
   }
 }
 
-export interface DestinationDefaults {
-  /** Tag to record when the destination names none (the source's tag). */
-  tag?: string;
-}
-
-export function openDestination(loc: Location, _session: Session, defaults: DestinationDefaults = {}): ImageDestination {
+export function openDestination(loc: Location, _session: Session): ImageDestination {
   switch (loc.transport) {
     case 'oci':
-      return new OciLayoutDestination(loc.path, loc.tag ?? defaults.tag);
+      return new OciLayoutDestination(loc.path);
     default:
       throw new FerryError('E_UNSUPPORTED', `writing to ${loc.transport}: locations is not supported yet`);
   }

@@ -12,7 +12,7 @@ import { verifyBytes, } from '../util/verify-stream.js';
 import { writeVerifiedFile } from '../util/verified-file.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
 import { ensureDir, fileSize, ioError, readJsonFile, tempNameFor, writeFileAtomic } from './fs-util.js';
-import type { BlobReader, ImageDestination, ImageSource, PutBlobOptions } from './types.js';
+import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions } from './types.js';
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
 export const OCI_LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
@@ -98,17 +98,17 @@ export class OciLayoutSource implements ImageSource {
  * Writes into an OCI image layout directory. Blobs are written to temp names in their final
  * directory and renamed only after their digest and size are verified; blobs already present are
  * skipped, so an interrupted pull resumes cheaply. index.json is rewritten atomically at commit,
- * replacing any entry with the same ref name.
+ * replacing any entry with the same ref name; several images may be added in one run.
  */
 export class OciLayoutDestination implements ImageDestination {
   readonly description: string;
   readonly capabilities = { concurrentWrites: true };
-  private root: Descriptor | undefined;
+  private readonly roots: Array<{ d: Descriptor; refName: string | undefined }> = [];
   private readonly temps = new Set<string>();
   private ready: Promise<void> | undefined;
 
-  constructor(private readonly dir: string, private readonly tag?: string) {
-    this.description = `oci:${dir}${tag ? `:${tag}` : ''}`;
+  constructor(private readonly dir: string) {
+    this.description = `oci:${dir}`;
   }
 
   private init(): Promise<void> {
@@ -148,21 +148,24 @@ export class OciLayoutDestination implements ImageDestination {
     }
   }
 
-  async putManifest(bytes: Uint8Array, d: Descriptor, opts: { root: boolean }): Promise<void> {
+  async putManifest(bytes: Uint8Array, d: Descriptor, opts: { root?: ImageNames }): Promise<void> {
     await this.init();
     verifyBytes(bytes, d, `manifest ${d.digest}`);
     const final = blobPath(this.dir, d);
     if ((await fileSize(final)) !== d.size) await writeFileAtomic(final, bytes);
-    if (opts.root) this.root = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+    if (opts.root) this.roots.push({ d: { mediaType: d.mediaType, digest: d.digest, size: d.size }, refName: opts.root.refName });
   }
 
   async commit(): Promise<void> {
-    if (!this.root) throw new FerryError('E_INTERNAL', 'commit() called before the root manifest was written');
+    if (this.roots.length === 0) throw new FerryError('E_INTERNAL', 'commit() called before any root manifest was written');
     const idx: IndexJson = (await readIndex(this.dir)) ?? { schemaVersion: 2, mediaType: MT.ociIndex, manifests: [] };
-    const entry: Descriptor = { ...this.root };
-    if (this.tag) entry.annotations = { [ANNOTATION_REF_NAME]: this.tag };
-    idx.manifests = idx.manifests.filter((m) => (this.tag ? m.annotations?.[ANNOTATION_REF_NAME] !== this.tag : !(m.digest === entry.digest && !m.annotations?.[ANNOTATION_REF_NAME])));
-    idx.manifests.push(entry);
+    for (const { d, refName } of this.roots) {
+      const entry: Descriptor = { ...d };
+      if (refName) entry.annotations = { [ANNOTATION_REF_NAME]: refName };
+      // Same ref name → replaced (as a tag moves); unnamed → deduplicated by digest.
+      idx.manifests = idx.manifests.filter((m) => (refName ? m.annotations?.[ANNOTATION_REF_NAME] !== refName : !(m.digest === d.digest && !m.annotations?.[ANNOTATION_REF_NAME])));
+      idx.manifests.push(entry);
+    }
     idx.mediaType ??= MT.ociIndex;
     await writeFileAtomic(join(this.dir, 'index.json'), JSON.stringify(idx));
   }

@@ -22,6 +22,26 @@ export interface ImageSource {
   close(): Promise<void>;
 }
 
+/** What to record for an image at a destination. */
+export interface ImageNames {
+  /** OCI layout ref name (`org.opencontainers.image.ref.name`), usually the tag. */
+  refName?: string;
+  /** Full reference for docker-archive `RepoTags` / `io.containerd.image.name`, e.g.
+   * `docker.io/library/alpine:3.20`. */
+  repoTag?: string;
+  /** Registry destinations: the tags to put the root manifest under (none = by digest only). */
+  tags?: string[];
+}
+
+/** The whole transfer, announced to the destination before any blob is written. */
+export interface TransferPlan {
+  images: Array<{ root: Descriptor; names: ImageNames }>;
+  /** Every manifest, children before parents, roots included. Bytes are verified. */
+  manifests: Array<{ descriptor: Descriptor; bytes: Uint8Array }>;
+  /** Every distinct blob (configs and layers), in transfer order. */
+  blobs: Descriptor[];
+}
+
 export interface PutBlobOptions {
   signal?: AbortSignal;
   /** Called with the number of new bytes as they are written. */
@@ -29,17 +49,21 @@ export interface PutBlobOptions {
 }
 
 /**
- * Where images go. Call order: blobs (hasBlob / putBlob, possibly concurrently when
- * `capabilities.concurrentWrites`) → manifests, children before parents, the root last →
- * commit() once → close() always. A blob or manifest becomes visible only after its digest and
- * size were checked; close() without commit() removes whatever was staged.
+ * Where images go. Call order: prepare(plan) once, if implemented → blobs (hasBlob / putBlob,
+ * concurrently when `capabilities.concurrentWrites`) → manifests, children before parents, each
+ * image's root with its names → commit() once → close() always. A blob or manifest becomes
+ * visible only after its digest and size were checked; close() without commit() removes whatever
+ * was staged (an archive's temp file, an upload session).
  */
 export interface ImageDestination {
   readonly description: string;
   readonly capabilities: { concurrentWrites: boolean };
+  /** Lets a destination lay out its output up front (archives: every tar offset is known). */
+  prepare?(plan: TransferPlan, signal?: AbortSignal): Promise<void>;
   hasBlob(d: Descriptor, signal?: AbortSignal): Promise<boolean>;
   putBlob(d: Descriptor, src: BlobReader, opts?: PutBlobOptions): Promise<void>;
-  putManifest(bytes: Uint8Array, d: Descriptor, opts: { root: boolean; signal?: AbortSignal }): Promise<void>;
+  /** `root` is set for an image's top manifest (or index) and says what to name it. */
+  putManifest(bytes: Uint8Array, d: Descriptor, opts: { root?: ImageNames; signal?: AbortSignal }): Promise<void>;
   commit(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
