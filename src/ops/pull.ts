@@ -1,9 +1,13 @@
-import { copyImage, type CopyResult } from '../copy/engine.js';
+import { copyImages, type CopyResult } from '../copy/engine.js';
 import type { CopyEvent } from '../copy/events.js';
 import { FerryError } from '../errors.js';
 import { hostPlatform, type Platform } from '../oci/platform.js';
-import { formatLocation, openDestination, openSource, parseLocation } from '../transports/index.js';
+import type { ImageReference } from '../ref/index.js';
+import { formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
+import type { ImageNames } from '../transports/types.js';
 import { type OpContext, withSession } from './context.js';
+
+export type OutputFormat = 'docker-archive' | 'oci-archive' | 'oci';
 
 export interface PullOptions {
   platform?: Platform;
@@ -12,41 +16,79 @@ export interface PullOptions {
   onEvent?: (e: CopyEvent) => void;
 }
 
-export interface PullResult extends CopyResult {
-  source: string;
+export interface PullResult {
   destination: string;
+  images: Array<CopyResult & { source: string }>;
   ms: number;
 }
 
-/** Registry → local: the copy engine with a registry source and a local destination. */
-export async function pull(source: string, destination: string, opts: PullOptions, ctx: OpContext): Promise<PullResult> {
-  const src = parseLocation(source);
-  if (src.transport !== 'docker') {
-    throw new FerryError('E_USAGE', `pull reads from a registry, but "${source}" is a local ${src.transport}: location`, { hint: 'use ferry copy to move between local formats' });
-  }
+/**
+ * `-o FILE [--format F]` → a destination location. A `.tar` path defaults to docker-archive
+ * (what docker load, podman load, skopeo and Apptainer all read); anything else to an OCI layout.
+ */
+export function outputLocation(path: string, format?: OutputFormat): string {
+  const f = format ?? (/\.tar$/i.test(path) ? 'docker-archive' : 'oci');
+  if (path.includes(':')) throw new FerryError('E_USAGE', `output path "${path}" contains ":"`, { hint: 'use a path without ":" or the transport:PATH form' });
+  return `${f}:${path}`;
+}
+
+/** Registry → local: the copy engine with registry sources and one local destination. */
+export async function pull(sources: string[], destination: string, opts: PullOptions, ctx: OpContext): Promise<PullResult> {
+  if (sources.length === 0) throw new FerryError('E_USAGE', 'pull needs at least one image reference');
+  const refs = sources.map((s) => {
+    const loc = parseLocation(s);
+    if (loc.transport !== 'docker') {
+      throw new FerryError('E_USAGE', `pull reads from a registry, but "${s}" is a local ${loc.transport}: location`, { hint: 'use ferry copy to move between local formats' });
+    }
+    return loc.ref;
+  });
   const dst = parseLocation(destination);
   if (dst.transport === 'docker') {
-    throw new FerryError('E_USAGE', `pull writes to a local location, but "${destination}" is a registry reference`, { hint: 'use oci:DIR[:tag], or ferry copy for registry to registry' });
+    throw new FerryError('E_USAGE', `pull writes to a local location, but "${destination}" is a registry reference`, { hint: 'use oci:DIR, oci-archive:FILE or docker-archive:FILE (or -o FILE); ferry copy goes registry to registry' });
   }
   if (opts.platform && opts.allPlatforms) throw new FerryError('E_USAGE', '--platform and --all-platforms cannot be used together');
-  const defaults = src.ref.tag ? { tag: src.ref.tag } : {};
-  const written = (dst.transport === 'oci' || dst.transport === 'oci-archive') && !dst.tag && defaults.tag ? { ...dst, tag: defaults.tag } : dst;
+  if (opts.allPlatforms && dst.transport === 'docker-archive') {
+    throw new FerryError('E_USAGE', 'docker-archive holds one platform per image, so --all-platforms cannot write it', { hint: 'use --format oci-archive (or oci) to keep every platform, or pick one with --platform' });
+  }
+  if (refs.length > 1 && ((dst.transport === 'docker-archive' && dst.ref) || ((dst.transport === 'oci' || dst.transport === 'oci-archive') && dst.tag))) {
+    throw new FerryError('E_USAGE', `${formatLocation(dst)} names one image, but ${refs.length} references were given`, { hint: 'drop the name from the destination; each image keeps its own reference' });
+  }
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
-    const result = await copyImage(
-      openSource(src, session),
-      openDestination(written, session),
+    const results = await copyImages(
+      refs.map((ref) => ({ src: openSource({ transport: 'docker', ref }, session), names: namesFor(ref, dst, refs.length > 1) })),
+      openDestination(dst, session),
       {
         platforms: opts.allPlatforms ? 'all' : [opts.platform ?? hostPlatform()],
         jobs: opts.jobs ?? 4,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
       },
-      {
-        ...(written.transport === 'oci' || written.transport === 'oci-archive' ? (written.tag ? { refName: written.tag } : {}) : {}),
-        repoTag: src.ref.tag ? src.ref.withTag(src.ref.tag).toString().replace(/@.*$/, '') : src.ref.name(),
-      },
     );
-    return { ...result, source: src.ref.toString(), destination: formatLocation(written), ms: performance.now() - t0 };
+    // One image into a layout/archive named without a tag: report where it really went.
+    const only = refs.length === 1 ? results[0]!.names.refName : undefined;
+    const shown = (dst.transport === 'oci' || dst.transport === 'oci-archive') && !dst.tag && only ? { ...dst, tag: only } : dst;
+    return {
+      destination: formatLocation(shown),
+      images: results.map((r, i) => ({ ...r, source: refs[i]!.toString() })),
+      ms: performance.now() - t0,
+    };
   });
+}
+
+/**
+ * What each image is called at the destination. One image: the destination's own name if it
+ * gives one, else the source tag. Several images: each keeps its reference (the familiar form,
+ * e.g. `alpine:3.20`), so names never collide.
+ */
+function namesFor(ref: ImageReference, dst: Location, many: boolean): ImageNames {
+  const tagged = ref.tag ? ref.withTag(ref.tag) : undefined;
+  const repoTag = dst.transport === 'docker-archive' && dst.ref ? dst.ref.familiar() : tagged?.familiar();
+  const names: ImageNames = {};
+  if (repoTag) names.repoTag = repoTag;
+  if (dst.transport === 'oci' || dst.transport === 'oci-archive') {
+    const refName = dst.tag ?? (many ? tagged?.familiar() ?? ref.familiar() : ref.tag);
+    if (refName) names.refName = refName;
+  } else if (ref.tag) names.refName = ref.tag;
+  return names;
 }

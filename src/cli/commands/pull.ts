@@ -1,31 +1,57 @@
 import { type Command, Option } from 'commander';
-import { pull, type PullResult } from '../../ops/pull.js';
+import { FerryError } from '../../errors.js';
+import { outputLocation, pull, type OutputFormat, type PullResult } from '../../ops/pull.js';
 import { formatPlatform } from '../../oci/platform.js';
 import { formatBytes, formatDuration } from '../../util/format.js';
 import type { CliIO } from '../io.js';
 import { parseJobs, parsePlatformOption } from '../options.js';
 import { runtimeFor } from '../runtime.js';
 
+interface PullFlags {
+  platform?: ReturnType<typeof parsePlatformOption>;
+  allPlatforms?: boolean;
+  jobs: number;
+  output?: string;
+  format?: OutputFormat;
+}
+
 export function pullCommand(program: Command, io: CliIO, signal: AbortSignal): void {
   program
     .command('pull')
-    .description('download an image from a registry into a local OCI layout')
-    .argument('<reference>', 'image reference, e.g. ubuntu:24.04 or host:5000/ns/app@sha256:…')
-    .argument('<destination>', 'oci:DIR[:tag] (the tag defaults to the reference\'s tag)')
+    .description('download images from a registry into a local archive or OCI layout')
+    .argument('<args...>', 'REF… DESTINATION, or REF… with -o FILE')
+    .option('-o, --output <path>', 'write to this file or directory (format from --format; default for .tar: docker-archive, else oci)')
+    .addOption(new Option('--format <format>', 'output format for -o').choices(['docker-archive', 'oci-archive', 'oci']))
     .addOption(new Option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this machine\'s)').argParser(parsePlatformOption))
-    .option('--all-platforms', 'keep the whole index with every platform')
+    .option('--all-platforms', 'keep the whole index with every platform (oci and oci-archive)')
     .addOption(new Option('-j, --jobs <n>', 'blobs downloaded in parallel').default(4).argParser(parseJobs))
     .addHelpText('after', `
+Destinations:
+  oci:DIR[:tag]                   an OCI image layout directory
+  oci-archive:FILE[:tag]          a tar of an OCI layout
+  docker-archive:FILE[:name:tag]  what docker load, podman load, skopeo and Apptainer read
+
 Examples:
-  ferry pull alpine:3.20 oci:./images:alpine
-  ferry pull --platform linux/arm64 ghcr.io/org/app:1.2 oci:/scratch/layouts/app
-  ferry pull --all-platforms --json quay.io/org/tool:v2 oci:./tool > result.json`)
-    .action(async (reference: string, destination: string, opts: { platform?: ReturnType<typeof parsePlatformOption>; allPlatforms?: boolean; jobs: number }, cmd: Command) => {
+  ferry pull alpine:3.20 -o alpine.tar                      # docker-archive
+  ferry pull ubuntu:24.04 python:3.12 -o base-images.tar     # several images, shared layers once
+  ferry pull --all-platforms ghcr.io/org/app:1.2 oci-archive:app.tar
+  ferry pull --platform linux/arm64 quay.io/org/tool:v2 oci:./layouts/tool
+  ferry pull --json alpine:3.20 -o alpine.tar > result.json  # machine-readable summary`)
+    .action(async (args: string[], opts: PullFlags, cmd: Command) => {
       const rt = await runtimeFor(cmd, io, signal);
+      if (opts.format && !opts.output) throw new FerryError('E_USAGE', '--format goes with -o/--output');
+      let refs = args;
+      let destination: string;
+      if (opts.output) destination = outputLocation(opts.output, opts.format);
+      else {
+        if (args.length < 2) throw new FerryError('E_USAGE', 'pull needs a destination', { hint: 'ferry pull REF oci:DIR, or ferry pull REF -o FILE.tar' });
+        destination = args[args.length - 1]!;
+        refs = args.slice(0, -1);
+      }
       const status = rt.status('pull');
       let ok = false;
       try {
-        const r = await pull(reference, destination, {
+        const r = await pull(refs, destination, {
           ...(opts.platform ? { platform: opts.platform } : {}),
           ...(opts.allPlatforms ? { allPlatforms: true } : {}),
           jobs: opts.jobs, onEvent: status.onEvent,
@@ -41,21 +67,33 @@ Examples:
 }
 
 export function pullJson(r: PullResult) {
+  const bytes = r.images.reduce((a, i) => a + i.blobs.transferredBytes, 0);
+  const images = r.images.map((i) => ({
+    source: i.source,
+    digest: i.root.digest,
+    mediaType: i.root.mediaType,
+    sourceDigest: i.sourceRoot.digest,
+    ...(i.platform ? { platform: formatPlatform(i.platform) } : {}),
+    ...(i.names.refName ? { refName: i.names.refName } : {}),
+    ...(i.names.repoTag ? { repoTag: i.names.repoTag } : {}),
+    manifests: i.manifests,
+    blobs: i.blobs,
+  }));
+  const first = images[0]!;
   return {
-    source: r.source,
+    // Single-image fields at the top level keep `jq .digest` simple; `images` has them all.
+    ...first,
     destination: r.destination,
-    digest: r.root.digest,
-    mediaType: r.root.mediaType,
-    sourceDigest: r.sourceRoot.digest,
-    ...(r.platform ? { platform: formatPlatform(r.platform) } : {}),
-    manifests: r.manifests,
-    blobs: r.blobs,
+    images,
     seconds: Number((r.ms / 1000).toFixed(3)),
-    bytesPerSecond: Math.round(r.blobs.transferredBytes / Math.max(r.ms / 1000, 0.001)),
+    bytesPerSecond: Math.round(bytes / Math.max(r.ms / 1000, 0.001)),
   };
 }
 
 export function pullSummary(r: PullResult): string {
-  const rate = r.blobs.transferredBytes / Math.max(r.ms / 1000, 0.001);
-  return `pulled ${r.source} → ${r.destination}\n  digest ${r.root.digest}${r.platform ? ` (${formatPlatform(r.platform)})` : ''}\n  ${r.blobs.total} blobs, ${formatBytes(r.blobs.bytes)} (${r.blobs.skipped} already present) in ${formatDuration(r.ms)}, ${formatBytes(rate)}/s`;
+  const lines = r.images.map((i) => `pulled ${i.source} → ${r.destination}${i.names.refName ? ` (${i.names.refName})` : ''}\n  digest ${i.root.digest}${i.platform ? ` (${formatPlatform(i.platform)})` : ''}`);
+  const total = r.images.reduce((a, i) => ({ blobs: a.blobs + i.blobs.total, bytes: a.bytes + i.blobs.bytes, skipped: a.skipped + i.blobs.skipped, moved: a.moved + i.blobs.transferredBytes }), { blobs: 0, bytes: 0, skipped: 0, moved: 0 });
+  const rate = total.moved / Math.max(r.ms / 1000, 0.001);
+  lines.push(`  ${total.blobs} blobs, ${formatBytes(total.bytes)} (${total.skipped} already present) in ${formatDuration(r.ms)}, ${formatBytes(rate)}/s`);
+  return lines.join('\n');
 }
