@@ -3,6 +3,8 @@ import { VERSION } from '../version.js';
 import { inspectCommand } from './commands/inspect.js';
 import { pullCommand } from './commands/pull.js';
 import { tagsCommand } from './commands/tags.js';
+import { copyCommand } from './commands/copy.js';
+import { tagCommands } from './commands/tag.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -23,11 +25,16 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   inspectCommand(program, io, signal);
   tagsCommand(program, io, signal);
   pullCommand(program, io, signal);
+  copyCommand(program, io, signal);
+  tagCommands(program, io, signal);
   program.addHelpText('after', `
 Locations:
   REF                      a registry image: ubuntu, ghcr.io/org/app:1.2, host:5000/ns/app@sha256:…
   docker://REF             the same, skopeo style
   oci:DIR[:tag]            an OCI image layout directory
+  oci-archive:FILE[:tag]   a tar of an OCI layout
+  docker-archive:FILE[:name:tag|@N]
+                           docker save / docker load format (also read by podman, skopeo, Apptainer)
 
 Credentials come from --creds / --username --password-stdin, then docker's config
 (DOCKER_CONFIG or ~/.docker/config.json: auths, credHelpers, credsStore), then podman's

@@ -29,7 +29,8 @@ export interface CopyResult {
   platform?: Platform;
   names: ImageNames;
   manifests: number;
-  blobs: { total: number; skipped: number; transferred: number; bytes: number; transferredBytes: number };
+  /** mounted: blobs a registry linked from another repository (no bytes moved). */
+  blobs: { total: number; skipped: number; mounted: number; transferred: number; bytes: number; transferredBytes: number };
 }
 
 interface Node {
@@ -97,8 +98,9 @@ export async function copyImages(sources: CopySource[], dst: ImageDestination, p
     emit({ type: 'plan', blobs: list.length, bytes: totalBytes, manifests: manifests.size });
     await dst.prepare?.(transfer, signal);
 
-    const stats = { skipped: 0, transferred: 0, transferredBytes: 0 };
+    const stats = { skipped: 0, transferred: 0, transferredBytes: 0, mounted: 0 };
     const skipped = new Set<string>();
+    const mounted = new Set<string>();
     const jobs = dst.capabilities.concurrentWrites ? Math.max(1, plan.jobs) : 1;
     await mapLimit(list, jobs, async ({ d, src }, _i, s) => {
       if (await dst.hasBlob(d, s)) {
@@ -109,9 +111,15 @@ export async function copyImages(sources: CopySource[], dst: ImageDestination, p
       }
       const t0 = performance.now();
       emit({ type: 'blob-start', descriptor: d });
-      await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
+      const r = await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
         signal: s, onProgress: (delta) => emit({ type: 'blob-progress', descriptor: d, delta }),
       });
+      if (r?.mounted) {
+        stats.mounted++;
+        mounted.add(d.digest);
+        emit({ type: 'blob-mounted', descriptor: d, from: r.mounted });
+        return;
+      }
       stats.transferred++;
       stats.transferredBytes += d.size;
       emit({ type: 'blob-done', descriptor: d, ms: performance.now() - t0 });
@@ -135,12 +143,14 @@ export async function copyImages(sources: CopySource[], dst: ImageDestination, p
       const mine = [...own.values()];
       const bytes = mine.reduce((a, b) => a + b.size, 0);
       const skippedHere = mine.filter((b) => skipped.has(b.digest));
+      const mountedHere = mine.filter((b) => mounted.has(b.digest));
       return {
         root: img.top.descriptor, sourceRoot: img.sourceRoot, ...(img.platform ? { platform: img.platform } : {}), names: img.names,
         manifests: img.order.length,
         blobs: {
-          total: mine.length, skipped: skippedHere.length, transferred: mine.length - skippedHere.length, bytes,
-          transferredBytes: bytes - skippedHere.reduce((a, b) => a + b.size, 0),
+          total: mine.length, skipped: skippedHere.length, mounted: mountedHere.length,
+          transferred: mine.length - skippedHere.length - mountedHere.length, bytes,
+          transferredBytes: bytes - [...skippedHere, ...mountedHere].reduce((a, b) => a + b.size, 0),
         },
       };
     });

@@ -9,5 +9,6 @@ export type CopyEvent =
   | { type: 'blob-start'; descriptor: Descriptor }
   | { type: 'blob-progress'; descriptor: Descriptor; delta: number }
   | { type: 'blob-done'; descriptor: Descriptor; ms: number }
+  | { type: 'blob-mounted'; descriptor: Descriptor; from: string }
   | { type: 'manifest-done'; descriptor: Descriptor }
   | { type: 'committed' };

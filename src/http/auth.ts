@@ -53,7 +53,7 @@ export function authMiddleware(o: AuthOptions): Middleware {
 
   return (next) => async (req) => {
     if (req.url.host !== o.apiHost) return next(req);
-    const scopes = req.scopes ?? [];
+    const scopes = mergeScopes(req.scopes ?? []);
     const first = await authorization(req, scopes, false);
     const res = await next(withAuth(req, first));
     if (res.status !== 401) return res;
@@ -65,12 +65,35 @@ export function authMiddleware(o: AuthOptions): Middleware {
     // scope the token lacked, or an expired/invalid token. Otherwise the 401 is final.
     if (first !== undefined && !changed && error !== 'insufficient_scope' && error !== 'invalid_token') return res;
     challenge = c;
-    const wanted = [...new Set([...challengeScopes(c), ...scopes])];
+    const wanted = mergeScopes([...challengeScopes(c), ...scopes]);
     const second = await authorization(req, wanted, true);
     if (second === undefined || second === first) return res;
     await res.dump();
     return next(withAuth(req, second));
   };
+}
+
+/**
+ * Merges scopes on the same resource into one (`repository:x:pull` + `repository:x:pull,push` →
+ * `repository:x:pull,push`), as regclient does: one token per operation, and a cache key that the
+ * next request with the merged scope hits. Scope grammar: type:name:actions, where the name may
+ * itself contain ':' (a host:port), so split on the first and last colon only.
+ */
+export function mergeScopes(scopes: string[]): string[] {
+  const byResource = new Map<string, Set<string>>();
+  for (const sc of scopes) {
+    const first = sc.indexOf(':');
+    const last = sc.lastIndexOf(':');
+    if (first < 0 || last === first) {
+      byResource.set(sc, byResource.get(sc) ?? new Set());
+      continue;
+    }
+    const key = sc.slice(0, last);
+    const set = byResource.get(key) ?? new Set<string>();
+    for (const a of sc.slice(last + 1).split(',')) if (a) set.add(a);
+    byResource.set(key, set);
+  }
+  return [...byResource].map(([k, acts]) => (acts.size ? `${k}:${[...acts].sort().join(',')}` : k));
 }
 
 function withAuth(req: HttpRequest, header: string | undefined): HttpRequest {

@@ -51,8 +51,14 @@ export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): P
   const why = first ? `${first.code}${first.message ? `: ${first.message}` : ''}` : text.trim().split('\n')[0]?.slice(0, 200) || `HTTP ${res.status}`;
   const opts = { status: res.status, registryCodes: codes, url: redactUrl(res.url) };
   const fail = (code: ErrorCode, message: string, hint?: string) => new FerryError(code, `${ctx.subject}: ${message}`, { ...opts, ...(hint ? { hint } : {}) });
+  // Distribution's token auth answers a valid user who lacks a permission with 401 +
+  // error="insufficient_scope" (no 403): that is "denied", not "wrong password".
+  const insufficientScope = res.status === 401 && /error="?insufficient_scope/i.test(String(res.headers['www-authenticate'] ?? ''));
   switch (res.status) {
     case 401:
+      if (insufficientScope && ctx.hadCredentials) {
+        return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
+      }
       return ctx.hadCredentials
         ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, 'check the username and password/token (--creds, docker login, or your credential helper)')
         : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, 'pass --creds user:pass or --username/--password-stdin, or log in with docker login');

@@ -66,7 +66,10 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
       const location = headerValue(headers, 'location');
-      if (follow && location && [301, 302, 303, 307, 308].includes(res.statusCode)) {
+      // 307/308 keep method and body (bodies are bytes or re-openable factories), so uploads
+      // may follow them too; 301/302/303 only for the reads that asked to follow.
+      const keepsMethod = res.statusCode === 307 || res.statusCode === 308;
+      if (location && req.followRedirects !== false && (keepsMethod || (follow && [301, 302, 303].includes(res.statusCode)))) {
         res.body.resume();
         if (hop >= MAX_REDIRECTS) {
           throw new FerryError('E_REGISTRY', `too many redirects fetching ${redactUrl(req.url)}`);

@@ -3,6 +3,10 @@ import type { Session } from '../registry/session.js';
 import type { Location } from './location.js';
 import { OciLayoutDestination, OciLayoutSource } from './oci-layout.js';
 import { RegistrySource } from './registry.js';
+import { RegistryDestination } from './registry-destination.js';
+import { DockerArchiveDestination, OciArchiveDestination } from './archive-destination.js';
+import { DockerArchiveSource } from './docker-archive-source.js';
+import { OciArchiveSource } from './oci-archive-source.js';
 import type { ImageDestination, ImageSource } from './types.js';
 
 export * from './location.js';
@@ -18,17 +22,35 @@ export function openSource(loc: Location, session: Session): ImageSource {
       return new RegistrySource(session.registry(loc.ref).repository(loc.ref.repository), loc.ref);
     case 'oci':
       return new OciLayoutSource(loc.path, loc.tag);
-    default:
-      throw new FerryError('E_UNSUPPORTED', `reading ${loc.transport}: locations is not supported yet`);
+    case 'oci-archive':
+      return new OciArchiveSource(loc.path, loc.tag);
+    case 'docker-archive':
+      return new DockerArchiveSource(loc.path, { ...(loc.ref ? { ref: loc.ref } : {}), ...(loc.index !== undefined ? { index: loc.index } : {}) });
   }
 }
 
-export function openDestination(loc: Location, _session: Session): ImageDestination {
+export interface DestinationOptions {
+  chunkSize?: number;
+  /** Same-registry repositories that may already hold the blobs (cross-repository mount). */
+  mountFrom?: Array<{ registry: string; repository: string }>;
+  warn?: (msg: string) => void;
+}
+
+export function openDestination(loc: Location, session: Session, opts: DestinationOptions = {}): ImageDestination {
   switch (loc.transport) {
+    case 'docker':
+      return new RegistryDestination(session.registry(loc.ref).repository(loc.ref.repository), {
+        ref: loc.ref,
+        ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+        ...(opts.mountFrom ? { mountFrom: opts.mountFrom } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+      });
     case 'oci':
       return new OciLayoutDestination(loc.path);
-    default:
-      throw new FerryError('E_UNSUPPORTED', `writing to ${loc.transport}: locations is not supported yet`);
+    case 'oci-archive':
+      return new OciArchiveDestination(loc.path);
+    case 'docker-archive':
+      return new DockerArchiveDestination(loc.path);
   }
 }
 

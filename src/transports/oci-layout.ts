@@ -15,6 +15,8 @@ import { ensureDir, fileSize, ioError, readJsonFile, tempNameFor, writeFileAtomi
 import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions } from './types.js';
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
+/** index.json grows with every tag a layout holds; still bounded, as it is read whole. */
+const MAX_INDEX_JSON = 64 * 1024 * 1024;
 export const OCI_LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 
 interface IndexJson {
@@ -24,18 +26,29 @@ interface IndexJson {
   annotations?: Record<string, string>;
 }
 
+/** `blobs/<alg>/<encoded>`, relative to a layout's root (a validated digest has no `/` or `.`). */
+export function blobRelPath(d: { digest: string }): string {
+  return `blobs/${digestAlgorithm(d.digest as `${string}:${string}`)}/${digestHex(d.digest as `${string}:${string}`)}`;
+}
+
 export function blobPath(dir: string, d: { digest: string }): string {
   return join(dir, 'blobs', digestAlgorithm(d.digest as `${string}:${string}`), digestHex(d.digest as `${string}:${string}`));
+}
+
+/** Validates a parsed index.json (`where` names it in errors). */
+export function checkIndex(idx: unknown, where: string): IndexJson {
+  const i = idx as IndexJson;
+  if (typeof idx !== 'object' || idx === null || !Array.isArray(i.manifests)) {
+    throw new FerryError('E_BAD_ARCHIVE', `${where} is not an OCI image index (no "manifests" array)`);
+  }
+  i.manifests.forEach((m, n) => descriptor(m, `${where} manifests[${n}]`));
+  return i;
 }
 
 export async function readIndex(dir: string): Promise<IndexJson | undefined> {
   const idx = await readJsonFile<IndexJson>(join(dir, 'index.json'), 'OCI layout index');
   if (idx === undefined) return undefined;
-  if (typeof idx !== 'object' || idx === null || !Array.isArray(idx.manifests)) {
-    throw new FerryError('E_BAD_ARCHIVE', `${join(dir, 'index.json')} is not an OCI image index (no "manifests" array)`);
-  }
-  idx.manifests.forEach((m, i) => descriptor(m, `${join(dir, 'index.json')} manifests[${i}]`));
-  return idx;
+  return checkIndex(idx, join(dir, 'index.json'));
 }
 
 /** Picks the index.json entry named by `tag` (ref.name annotation, or a digest); without a tag
@@ -53,45 +66,125 @@ export function selectFromIndex(idx: IndexJson, tag: string | undefined, where: 
   return hit;
 }
 
-/** Reads an OCI image layout directory (image-spec image-layout.md). */
-export class OciLayoutSource implements ImageSource {
-  readonly description: string;
-  constructor(private readonly dir: string, private readonly tag?: string) {
-    this.description = `oci:${dir}${tag ? `:${tag}` : ''}`;
+/**
+ * Read access to the files of an OCI image layout by path relative to its root (`index.json`,
+ * `blobs/sha256/<hex>`), so one reader serves a directory (DirectoryStorage) and a tar archive
+ * (the oci-archive transport's index over the tar).
+ */
+export interface LayoutStorage {
+  /** A whole small file, or undefined when it does not exist; over `max` bytes → E_SIZE_MISMATCH. */
+  readFile(rel: string, max: number, what: string): Promise<Uint8Array | undefined>;
+  /** The file's bytes from `offset` on, once opened; a missing file → E_NOT_FOUND naming it. */
+  openFile(rel: string, offset: number, signal?: AbortSignal): Promise<Readable>;
+  /** How messages name `rel`, e.g. `/data/x/index.json` or `index.json in x.tar`. */
+  locate(rel: string): string;
+  close(): Promise<void>;
+}
+
+/** A layout directory on disk. */
+export class DirectoryStorage implements LayoutStorage {
+  constructor(readonly dir: string) {}
+
+  async readFile(rel: string, max: number, what: string): Promise<Uint8Array | undefined> {
+    const path = this.locate(rel);
+    let s: Readable;
+    try {
+      s = await this.openFile(rel, 0);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'E_NOT_FOUND') return undefined;
+      throw e;
+    }
+    return readBounded(s, max, what).catch((e) => { throw ioError(e, path); });
   }
 
-  private async index(): Promise<IndexJson> {
-    const idx = await readIndex(this.dir);
-    if (!idx) throw new FerryError('E_NOT_FOUND', `${this.dir} is not an OCI layout (no index.json)`);
-    return idx;
+  async openFile(rel: string, offset: number, signal?: AbortSignal): Promise<Readable> {
+    const path = this.locate(rel);
+    const s = createReadStream(path, { start: offset, ...(signal ? { signal } : {}) });
+    await new Promise<void>((resolve, reject) => s.once('open', () => resolve()).once('error', (e) => reject(ioError(e, path))));
+    return s;
+  }
+
+  locate(rel: string): string {
+    return join(this.dir, ...rel.split('/'));
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface LayoutSourceNames {
+  /** ImageSource.description, e.g. `oci:/data/x:v1`. */
+  description: string;
+  /** Names the layout in selection errors (`<where>:<tag>`), e.g. `oci:/data/x`. */
+  where: string;
+  /** The error for a layout without index.json. */
+  noIndex: () => FerryError;
+}
+
+/**
+ * Reads an OCI image layout (image-spec image-layout.md) through a LayoutStorage: selection by
+ * ref name or digest (selectFromIndex), manifests verified, blobs streamed raw.
+ */
+export class LayoutSource implements ImageSource {
+  readonly description: string;
+  private idx: Promise<IndexJson> | undefined;
+
+  constructor(protected readonly storage: LayoutStorage, protected readonly tag: string | undefined, private readonly names: LayoutSourceNames) {
+    this.description = names.description;
+  }
+
+  /** The validated index.json (read once). */
+  index(): Promise<IndexJson> {
+    this.idx ??= (async () => {
+      const bytes = await this.storage.readFile('index.json', MAX_INDEX_JSON, this.storage.locate('index.json'));
+      if (bytes === undefined) throw this.names.noIndex();
+      let doc: unknown;
+      try {
+        doc = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+      } catch (e) {
+        throw new FerryError('E_BAD_ARCHIVE', `OCI layout index ${this.storage.locate('index.json')} is not valid JSON: ${(e as Error).message}`);
+      }
+      return checkIndex(doc, this.storage.locate('index.json'));
+    })();
+    // A failed read is not cached: the next call tries again.
+    this.idx.catch(() => { this.idx = undefined; });
+    return this.idx;
   }
 
   async resolve(): Promise<Descriptor> {
-    return selectFromIndex(await this.index(), this.tag, `oci:${this.dir}`);
+    return selectFromIndex(await this.index(), this.tag, this.names.where);
   }
 
   async listTags(): Promise<string[]> {
     return (await this.index()).manifests.map((m) => m.annotations?.[ANNOTATION_REF_NAME]).filter((t): t is string => !!t);
   }
 
-  async fetchManifest(d: Descriptor): Promise<Uint8Array> {
+  async fetchManifest(d: Descriptor, signal?: AbortSignal): Promise<Uint8Array> {
     if (d.size > MAX_MANIFEST) throw new FerryError('E_SIZE_MISMATCH', `manifest ${d.digest} is over the ${MAX_MANIFEST}-byte limit`);
-    const bytes = await readBounded(this.openFile(d, 0), MAX_MANIFEST, `manifest ${d.digest}`).catch((e) => { throw ioError(e, blobPath(this.dir, d)); });
+    const rel = blobRelPath(d);
+    const s = await this.storage.openFile(rel, 0, signal);
+    const bytes = await readBounded(s, MAX_MANIFEST, `manifest ${d.digest}`).catch((e) => { throw ioError(e, this.storage.locate(rel)); });
     verifyBytes(bytes, d, `manifest ${d.digest} in ${this.description}`);
     return bytes;
   }
 
-  async fetchBlob(d: Descriptor, opts: { offset?: number } = {}): Promise<Readable> {
-    const s = this.openFile(d, opts.offset ?? 0);
-    await new Promise<void>((resolve, reject) => s.once('open', () => resolve()).once('error', (e) => reject(ioError(e, blobPath(this.dir, d)))));
-    return s;
+  async fetchBlob(d: Descriptor, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<Readable> {
+    return this.storage.openFile(blobRelPath(d), opts.offset ?? 0, opts.signal);
   }
 
-  private openFile(d: Descriptor, offset: number) {
-    return createReadStream(blobPath(this.dir, d), { start: offset });
+  async close(): Promise<void> {
+    await this.storage.close();
   }
+}
 
-  async close(): Promise<void> {}
+/** Reads an OCI image layout directory (image-spec image-layout.md). */
+export class OciLayoutSource extends LayoutSource {
+  constructor(dir: string, tag?: string) {
+    super(new DirectoryStorage(dir), tag, {
+      description: `oci:${dir}${tag ? `:${tag}` : ''}`,
+      where: `oci:${dir}`,
+      noIndex: () => new FerryError('E_NOT_FOUND', `${dir} is not an OCI layout (no index.json)`),
+    });
+  }
 }
 
 /**

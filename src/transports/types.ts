@@ -42,6 +42,10 @@ export interface TransferPlan {
   blobs: Descriptor[];
 }
 
+/** What putBlob did, when it did not simply write the bytes: a registry may mount a blob from
+ * another repository instead (no bytes moved). */
+export type PutBlobResult = void | undefined | { mounted: string };
+
 export interface PutBlobOptions {
   signal?: AbortSignal;
   /** Called with the number of new bytes as they are written. */
@@ -61,7 +65,7 @@ export interface ImageDestination {
   /** Lets a destination lay out its output up front (archives: every tar offset is known). */
   prepare?(plan: TransferPlan, signal?: AbortSignal): Promise<void>;
   hasBlob(d: Descriptor, signal?: AbortSignal): Promise<boolean>;
-  putBlob(d: Descriptor, src: BlobReader, opts?: PutBlobOptions): Promise<void>;
+  putBlob(d: Descriptor, src: BlobReader, opts?: PutBlobOptions): Promise<PutBlobResult>;
   /** `root` is set for an image's top manifest (or index) and says what to name it. */
   putManifest(bytes: Uint8Array, d: Descriptor, opts: { root?: ImageNames; signal?: AbortSignal }): Promise<void>;
   commit(signal?: AbortSignal): Promise<void>;

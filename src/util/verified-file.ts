@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat, writeFile } from 'node:fs/promises';
+import { open as openFile, stat, writeFile } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, isAbortError } from '../errors.js';
@@ -82,6 +82,10 @@ export async function writeVerifiedFile(
     if (written !== expected.size) {
       throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received ${written} bytes, expected ${expected.size}`);
     }
+    // Durable before it can be renamed into place: after a crash a right-sized blob must never be
+    // half zeros (resumed pulls skip blobs that are present with the right size).
+    const fh = await openFile(tmpPath, 'r+');
+    await fh.sync().finally(() => fh.close());
     const hex = job ? await job.finish(written) : inline!.digest('hex');
     job = undefined;
     const got = `${alg}:${hex}`;

@@ -79,6 +79,11 @@ export class StatusReporter {
         this.done.bytes += e.descriptor.size;
         this.line(`  ${c.dim('skipped')}    ${shortDigest(e.descriptor.digest)} ${formatBytes(e.descriptor.size)} (already present)`);
         break;
+      case 'blob-mounted':
+        this.done.blobs++;
+        this.done.bytes += e.descriptor.size;
+        this.line(`  ${c.cyan('mounted')}    ${shortDigest(e.descriptor.digest)} ${formatBytes(e.descriptor.size)} from ${e.from}`);
+        break;
       case 'blob-done':
         this.done.blobs++;
         this.line(`  ${c.green('verified')}   ${shortDigest(e.descriptor.digest)} ${formatBytes(e.descriptor.size)} in ${formatDuration(e.ms)}`);
@@ -92,7 +97,7 @@ export class StatusReporter {
   private count(e: CopyEvent): void {
     if (e.type === 'plan') this.total = { blobs: e.blobs, bytes: e.bytes };
     if (e.type === 'blob-done') this.done.blobs++;
-    if (e.type === 'blob-skip') {
+    if (e.type === 'blob-skip' || e.type === 'blob-mounted') {
       this.done.blobs++;
       this.done.bytes += e.descriptor.size;
     }
@@ -131,6 +136,8 @@ function jsonEvent(e: CopyEvent): Record<string, unknown> {
       return { event: 'resolved', digest: e.descriptor.digest, mediaType: e.descriptor.mediaType, kind: e.kind, ...(e.platform ? { platform: formatPlatform(e.platform) } : {}) };
     case 'plan':
       return { event: 'plan', blobs: e.blobs, bytes: e.bytes, manifests: e.manifests };
+    case 'blob-mounted':
+      return { event: 'blob-mounted', digest: e.descriptor.digest, size: e.descriptor.size, from: e.from };
     case 'blob-skip':
     case 'blob-start':
       return { event: e.type, digest: e.descriptor.digest, size: e.descriptor.size };

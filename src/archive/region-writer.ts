@@ -1,0 +1,229 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { FerryError, isAbortError } from '../errors.js';
+import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
+import { type FileHashJob, OFFLOAD_MIN_BYTES, startFileHash } from '../util/file-hasher.js';
+
+/** Received bytes waiting while a write is in flight are sent as one writev of up to this much. */
+const MAX_BATCH = 1 << 20;
+/** How often the tail hasher is told about new durable bytes. */
+const ADVANCE_EVERY = 4 << 20;
+
+export interface RegionWriteOptions {
+  /** Path of the file behind `fh` (the tail hasher reads it back from its own descriptor). */
+  path: string;
+  signal?: AbortSignal;
+  /** New durable bytes, as they reach the file. */
+  onProgress?: (delta: number) => void;
+  /** Attempts for a stream that breaks mid-way (each resumes at the durable offset). */
+  attempts?: number;
+  isRetryable?: (e: unknown) => boolean;
+  /** Maps a failed file write (ENOSPC, EIO…) to what the caller throws; source errors pass as is. */
+  writeError?: (e: unknown) => unknown;
+  what: string;
+}
+
+/**
+ * Streams `open(offset)` into the region [base, base + expected.size) of an open, pre-sized file
+ * with positional writes, and resolves only when the region holds exactly `expected.size` bytes
+ * whose digest is `expected.digest`. Other regions of the same file may be written concurrently.
+ *
+ * One write is in flight at a time per region; bytes that arrive meanwhile are batched into the
+ * next writev. Hashing follows durable bytes only: inline for small blobs (each batch once its
+ * write completed, in order), on a worker thread reading the file back for large ones
+ * (file-hasher.ts). So a retry after a broken stream resumes exactly at the durable count with a
+ * hash state that covers exactly those bytes: nothing is read twice, nothing is staged.
+ */
+export async function writeVerifiedRegion(
+  fh: FileHandle,
+  base: number,
+  expected: { digest: Digest; size: number },
+  open: (offset: number, signal?: AbortSignal) => Promise<Readable>,
+  opts: RegionWriteOptions,
+): Promise<void> {
+  const alg = hashAlgorithmFor(expected.digest);
+  const attempts = opts.attempts ?? 5;
+  const signal = opts.signal;
+  let job: FileHashJob | undefined = expected.size >= OFFLOAD_MIN_BYTES ? startFileHash(opts.path, base, alg) : undefined;
+  const inline: Hash | undefined = job ? undefined : createHash(alg);
+  let durable = 0;
+  let advancedAt = 0;
+  const onDurable = (bufs: Buffer[], n: number): void => {
+    if (inline) for (const b of bufs) inline.update(b);
+    durable += n;
+    opts.onProgress?.(n);
+    if (job && durable - advancedAt >= ADVANCE_EVERY) {
+      advancedAt = durable;
+      job.advance(durable);
+    }
+  };
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const w = new RegionWriter(fh, base, durable, onDurable);
+      let src: Readable | undefined;
+      try {
+        signal?.throwIfAborted();
+        src = await openAbortable(open, durable, signal);
+        let received = durable;
+        for await (const chunk of src as AsyncIterable<Buffer>) {
+          received += chunk.length;
+          if (received > expected.size) {
+            throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received more than the expected ${expected.size} bytes`);
+          }
+          await w.push(chunk);
+        }
+        await w.drain();
+        break;
+      } catch (e) {
+        src?.destroy();
+        await w.settle(); // the in-flight write, if any, lands (or fails) before we decide
+        if (w.failure !== undefined) throw opts.writeError ? opts.writeError(w.failure) : w.failure;
+        const err = e;
+        if (isAbortError(err) || signal?.aborted || attempt >= attempts || !(opts.isRetryable?.(err) ?? false)) throw err;
+        // durable was advanced by completed writes only; the next attempt starts there.
+      }
+    }
+    if (durable !== expected.size) {
+      throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received ${durable} bytes, expected ${expected.size}`);
+    }
+    const hex = job ? await job.finish(durable) : inline!.digest('hex');
+    job = undefined;
+    const got = `${alg}:${hex}`;
+    if (got !== expected.digest) {
+      throw new FerryError('E_DIGEST_MISMATCH', `${opts.what}: content digest ${got} does not match ${expected.digest}`);
+    }
+  } finally {
+    job?.cancel();
+  }
+}
+
+/** open() that gives up when the signal fires (a source may ignore the signal while connecting);
+ * the stream is destroyed when the signal fires later, so iteration ends with an AbortError. */
+async function openAbortable(open: (offset: number, signal?: AbortSignal) => Promise<Readable>, offset: number, signal: AbortSignal | undefined): Promise<Readable> {
+  if (!signal) return open(offset);
+  const opening = open(offset, signal);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    const s = await Promise.race([opening, aborted]);
+    if (signal.aborted) {
+      s.destroy();
+      throw abortError(signal);
+    }
+    const destroy = () => s.destroy(abortError(signal));
+    signal.addEventListener('abort', destroy, { once: true });
+    s.once('close', () => signal.removeEventListener('abort', destroy));
+    return s;
+  } catch (e) {
+    opening.then((s) => s.destroy(), () => {});
+    throw e;
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('the operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+/** Sequential positional writes of one region with batching; `durable` advances in order. */
+class RegionWriter {
+  failure: unknown;
+  private submitted: number;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private inflight: Promise<void> | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly base: number,
+    start: number,
+    private readonly onDurable: (bufs: Buffer[], n: number) => void,
+  ) {
+    this.submitted = start;
+  }
+
+  /** Queues a chunk; waits only when a full batch is already waiting behind the in-flight write. */
+  async push(chunk: Buffer): Promise<void> {
+    this.check();
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (!this.inflight) this.kick();
+    while (this.inflight && this.pendingBytes >= MAX_BATCH) await this.inflight;
+    this.check();
+  }
+
+  /** Everything queued is durable (or the first write error is thrown). */
+  async drain(): Promise<void> {
+    while (this.inflight) await this.inflight;
+    this.check();
+  }
+
+  /** Waits for the in-flight write without throwing; queued bytes are dropped. */
+  async settle(): Promise<void> {
+    this.pending = [];
+    this.pendingBytes = 0;
+    while (this.inflight) await this.inflight;
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private kick(): void {
+    if (this.pending.length === 0 || this.failure !== undefined) return;
+    const bufs = this.pending;
+    const n = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const pos = this.base + this.submitted;
+    this.submitted += n;
+    this.inflight = writeAll(this.fh, bufs, pos).then(
+      () => {
+        this.inflight = undefined;
+        try {
+          this.onDurable(bufs, n);
+        } catch (e) {
+          this.failure = e;
+          return;
+        }
+        this.kick();
+      },
+      (e: unknown) => {
+        this.inflight = undefined;
+        this.failure = e;
+      },
+    );
+  }
+}
+
+/** Writes all of `bufs` at `pos` (writev; continues after a short write). */
+export async function writeAt(fh: FileHandle, bufs: Buffer | Buffer[], pos: number): Promise<void> {
+  return writeAll(fh, Array.isArray(bufs) ? bufs : [bufs], pos);
+}
+
+async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
+  let rest = bufs;
+  while (rest.length > 0) {
+    const total = rest.reduce((a, b) => a + b.length, 0);
+    const { bytesWritten } = rest.length === 1 ? await fh.write(rest[0]!, 0, rest[0]!.length, pos) : await fh.writev(rest, pos);
+    if (bytesWritten === total) return;
+    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+    pos += bytesWritten;
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      next.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    rest = next;
+  }
+}

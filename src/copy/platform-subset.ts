@@ -1,0 +1,62 @@
+import { FerryError } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { digestOf } from '../oci/digest.js';
+import { parseManifest } from '../oci/manifest.js';
+import { choosePlatform, formatPlatform, type Platform } from '../oci/platform.js';
+import type { Readable } from 'node:stream';
+import type { ImageSource } from '../transports/types.js';
+
+/**
+ * Wraps a source whose root is an index so that it presents a NEW index holding only the wanted
+ * platforms (copy --platform A --platform B). The new index keeps every other field of the
+ * original (mediaType, annotations) and the chosen entries verbatim; it is never sparse (every
+ * entry it lists is copied). Its digest differs from the source's: `changed` says so.
+ */
+export class PlatformSubsetSource implements ImageSource {
+  readonly description: string;
+  private index: { descriptor: Descriptor; bytes: Uint8Array } | undefined;
+  changed: { from: Descriptor; to: Descriptor } | undefined;
+
+  constructor(private readonly inner: ImageSource, private readonly wanted: Platform[]) {
+    this.description = inner.description;
+  }
+
+  async resolve(signal?: AbortSignal): Promise<Descriptor> {
+    const root = await this.inner.resolve(signal);
+    const bytes = await this.inner.fetchManifest(root, signal);
+    const m = parseManifest(bytes, root.mediaType, `manifest of ${this.inner.description}`);
+    if (m.kind !== 'index') return root; // a single image has no platforms to choose from
+    const picked: Descriptor[] = [];
+    for (const w of this.wanted) {
+      const hit = choosePlatform(m.manifests, w);
+      if (!hit) {
+        throw new FerryError('E_NOT_FOUND', `${this.inner.description}: no image for platform ${formatPlatform(w)}`, {
+          hint: `available: ${m.manifests.map((x) => formatPlatform(x.platform)).join(', ')}`,
+        });
+      }
+      if (!picked.includes(hit)) picked.push(hit);
+    }
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests: unknown[] };
+    const keep = new Set<string>(picked.map((p) => p.digest));
+    doc.manifests = (doc.manifests as Array<{ digest: string }>).filter((e) => keep.has(e.digest));
+    if (doc.manifests.length === m.manifests.length) return root;
+    const out = Buffer.from(JSON.stringify(doc));
+    const descriptor: Descriptor = { mediaType: root.mediaType, digest: digestOf(out), size: out.length };
+    this.index = { descriptor, bytes: out };
+    this.changed = { from: root, to: descriptor };
+    return descriptor;
+  }
+
+  async fetchManifest(d: Descriptor, signal?: AbortSignal): Promise<Uint8Array> {
+    if (this.index && d.digest === this.index.descriptor.digest) return this.index.bytes;
+    return this.inner.fetchManifest(d, signal);
+  }
+
+  fetchBlob(d: Descriptor, opts?: { offset?: number; signal?: AbortSignal }): Promise<Readable> {
+    return this.inner.fetchBlob(d, opts);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

@@ -1,0 +1,108 @@
+import { CompressingSource } from '../copy/compress-layers.js';
+import { copyImage, type CopyResult } from '../copy/engine.js';
+import type { CopyEvent } from '../copy/events.js';
+import { PlatformSubsetSource } from '../copy/platform-subset.js';
+import { FerryError } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Platform } from '../oci/platform.js';
+import { formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
+import type { ImageNames, ImageSource } from '../transports/types.js';
+import { type OpContext, withSession } from './context.js';
+import { resolveLocalLocation } from './sniff.js';
+
+export interface CopyOptions {
+  /** Platforms to keep from an index: none = all (copy/push default, like crane and regctl);
+   * one = that image alone; several = a new index with just those. */
+  platforms?: Platform[];
+  jobs?: number;
+  /** Registry destinations: more tags for the root. */
+  tags?: string[];
+  chunkSize?: number;
+  /** Registry destinations: gzip uncompressed layers (default) or push them as they are. */
+  compression?: 'gzip' | 'none';
+  onEvent?: (e: CopyEvent) => void;
+}
+
+export interface DigestChange {
+  reason: 'platform-subset' | 'compression';
+  from: Descriptor;
+  to: Descriptor;
+}
+
+export interface CopyOpResult extends CopyResult {
+  source: string;
+  destination: string;
+  changes: DigestChange[];
+  ms: number;
+}
+
+/**
+ * Any location to any location through the one engine: registry ↔ registry (blobs stream from
+ * GET into the upload; same-registry copies mount instead of moving bytes), registry ↔ local,
+ * local ↔ local. Manifests travel verbatim unless a conversion was asked for (a platform subset
+ * or compression of uncompressed layers for a registry), and the result says when a digest changed.
+ */
+export async function copy(source: string, destination: string, opts: CopyOptions, ctx: OpContext): Promise<CopyOpResult> {
+  const src = await resolveLocalLocation(source);
+  const dst = parseLocation(destination);
+  const t0 = performance.now();
+  return withSession(ctx, async (session) => {
+    let reader: ImageSource = openSource(src, session);
+    const platforms = opts.platforms ?? [];
+    const subset = platforms.length > 1 ? new PlatformSubsetSource(reader, platforms) : undefined;
+    if (subset) reader = subset;
+    const compress = dst.transport === 'docker' && (opts.compression ?? 'gzip') === 'gzip' ? new CompressingSource(reader, opts.jobs ?? 4) : undefined;
+    if (compress) reader = compress;
+    const mountFrom = src.transport === 'docker' && dst.transport === 'docker' && src.ref.registry === dst.ref.registry
+      ? [{ registry: src.ref.registry, repository: src.ref.repository }] : undefined;
+    const result = await copyImage(
+      reader,
+      openDestination(dst, session, { ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}), ...(mountFrom ? { mountFrom } : {}), ...(ctx.warn ? { warn: ctx.warn } : {}) }),
+      {
+        platforms: platforms.length === 1 ? [platforms[0]!] : 'all',
+        jobs: opts.jobs ?? 4,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      },
+      namesFor(src, dst, opts.tags ?? []),
+    );
+    const changes: DigestChange[] = [];
+    if (subset?.changed) changes.push({ reason: 'platform-subset', ...subset.changed });
+    if (compress?.report.manifest) changes.push({ reason: 'compression', ...compress.report.manifest });
+    return { ...result, source: formatLocation(src), destination: formatLocation(dst), changes, ms: performance.now() - t0 };
+  });
+}
+
+/** Names for the copied root at the destination: registry tags, layout ref names, RepoTags. */
+function namesFor(src: Location, dst: Location, extraTags: string[]): ImageNames {
+  const srcTag = src.transport === 'docker' ? src.ref.tag : src.transport === 'docker-archive' ? src.ref?.tag : src.tag;
+  const srcRef = src.transport === 'docker' ? src.ref : src.transport === 'docker-archive' ? src.ref : undefined;
+  switch (dst.transport) {
+    case 'docker': {
+      const tags = [...(dst.ref.tag && !dst.ref.digest ? [dst.ref.tag] : dst.ref.digest ? [] : []), ...extraTags];
+      return { tags: [...new Set(tags)] };
+    }
+    case 'oci':
+    case 'oci-archive': {
+      const refName = dst.tag ?? srcTag;
+      return refName ? { refName } : {};
+    }
+    case 'docker-archive': {
+      const r = dst.ref ?? (srcRef?.tag ? srcRef.withTag(srcRef.tag) : undefined);
+      return r ? { repoTag: r.familiar(), ...(r.tag ? { refName: r.tag } : {}) } : {};
+    }
+  }
+}
+
+/** `push` is copy from a local location to a registry, with the source sniffed from a bare path. */
+export async function push(source: string, destination: string, opts: CopyOptions, ctx: OpContext): Promise<CopyOpResult> {
+  const dst = parseLocation(destination);
+  if (dst.transport !== 'docker') {
+    throw new FerryError('E_USAGE', `push writes to a registry, but "${destination}" is a local ${dst.transport}: location`, { hint: 'use ferry copy between local formats' });
+  }
+  const src = await resolveLocalLocation(source);
+  if (src.transport === 'docker') {
+    throw new FerryError('E_USAGE', `push reads a local image, but "${source}" is a registry reference`, { hint: 'use ferry copy for registry to registry' });
+  }
+  return copy(formatLocation(src), destination, opts, ctx);
+}
