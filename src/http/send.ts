@@ -46,7 +46,7 @@ export function wrapResponse(url: URL, status: number, headers: Record<string, s
 export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Send {
   return async (req) => {
     let current: HttpRequest = req;
-    const originHost = req.url.host;
+    const origin = req.url.origin;
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     for (let hop = 0; ; hop++) {
       const body = await materialize(current.body);
@@ -76,7 +76,9 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         }
         const next = new URL(location, current.url);
         const headersNext = { ...current.headers };
-        if (next.host !== originHost) {
+        // Any change of origin (scheme, host or port) drops credentials: a same-host https → http
+        // redirect must not send them in clear text.
+        if (next.origin !== origin) {
           delete headersNext['authorization'];
           delete headersNext['Authorization'];
         }

@@ -1,4 +1,4 @@
-import { Transform, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, digestOf, isDigest } from '../oci/digest.js';
@@ -141,7 +141,12 @@ export class RepositoryClient {
       headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, scopes: this.scopes,
     });
     if (res.status === 200 || res.status === 206) {
-      if (offset > 0 && res.status === 200) return res.body.pipe(skipBytes(offset));
+      if (offset > 0 && res.status === 200) {
+        // pipeline (not pipe) so a broken body errors the returned stream instead of hanging it.
+        const skipped = skipBytes(offset);
+        pipeline(res.body, skipped, () => {});
+        return skipped;
+      }
       return res.body;
     }
     if (res.status === 416 && offset >= d.size) {

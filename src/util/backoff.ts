@@ -20,6 +20,9 @@ export function parseRetryAfter(v: string | null | undefined, now = Date.now()):
   if (!v) return undefined;
   const s = v.trim();
   if (/^\d+$/.test(s)) return Number(s) * 1000;
+  // Only an HTTP-date (IMF-fixdate, or the obsolete RFC 850 / asctime forms, all of which start
+  // with a day name); V8's lenient Date.parse would read "1.5" or "-1" as dates in 2001.
+  if (!/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /.test(s)) return undefined;
   const t = Date.parse(s);
   if (Number.isNaN(t)) return undefined;
   return Math.max(0, t - now);

@@ -44,5 +44,5 @@ export function redactText(s: string, secrets: readonly string[] = []): string {
   for (const secret of secrets) if (secret && secret.length >= 4) out = out.split(secret).join(REDACTED);
   return out
     .replace(/(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`)
-    .replace(/("(?:token|access_token|refresh_token|password|secret|identitytoken|registrytoken|auth)"\s*:\s*")[^"]*"/gi, `$1${REDACTED}"`);
+    .replace(/("(?:token|access_token|refresh_token|password|secret|identitytoken|registrytoken|auth)"\s*:\s*")(?:[^"\\]|\\.)*"/gi, `$1${REDACTED}"`);
 }

@@ -20,7 +20,7 @@ export async function packTar(members: Member[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
   const done = new Promise<Buffer>((resolve, reject) => {
-    p.on('data', (c: Buffer) => chunks.push(c));
+    p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
     p.on('end', () => resolve(Buffer.concat(chunks)));
     p.on('error', reject);
   });
@@ -28,11 +28,8 @@ export async function packTar(members: Member[]): Promise<Buffer> {
   for (const m of members) {
     const type = m.type ?? 'file';
     const header = { name: m.name, type, mtime, ...(m.linkname !== undefined ? { linkname: m.linkname } : {}), ...(m.pax ? { pax: m.pax } : {}) };
-    if (type === 'file') {
-      await new Promise<void>((resolve, reject) => p.entry(header, Buffer.from(m.data ?? ''), (e) => (e ? reject(e) : resolve())));
-    } else {
-      await new Promise<void>((resolve, reject) => p.entry(header, (e) => (e ? reject(e) : resolve())).end());
-    }
+    const body = type === 'file' ? Buffer.from(m.data ?? '') : Buffer.alloc(0);
+    await new Promise<void>((resolve, reject) => p.entry(header, body, (e) => (e ? reject(e) : resolve())));
   }
   p.finalize();
   return done;

@@ -6,7 +6,7 @@ import type { CopyEvent } from '../../../src/copy/events.js';
 import type { Descriptor } from '../../../src/oci/descriptor.js';
 import type { Digest } from '../../../src/oci/digest.js';
 import type { Platform } from '../../../src/oci/platform.js';
-import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions, TransferPlan } from '../../../src/transports/types.js';
+import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions, PutBlobResult, TransferPlan } from '../../../src/transports/types.js';
 import { seedImage } from '../../helpers/mem-registry.js';
 import { newSession, rejection, repoOf, startReg } from '../http/support.js';
 
@@ -90,7 +90,7 @@ class RecordingDest implements ImageDestination {
   closed = 0;
   constructor(
     readonly capabilities = { concurrentWrites: true },
-    private readonly opts: { present?: Set<string>; delayMs?: number; failPut?: string } = {},
+    private readonly opts: { present?: Set<string>; delayMs?: number; failPut?: string; mountable?: Set<string> } = {},
   ) {}
 
   async prepare(plan: TransferPlan): Promise<void> {
@@ -103,8 +103,9 @@ class RecordingDest implements ImageDestination {
     return this.opts.present?.has(d.digest) ?? false;
   }
 
-  async putBlob(d: Descriptor, src: BlobReader, opts: PutBlobOptions = {}): Promise<void> {
+  async putBlob(d: Descriptor, src: BlobReader, opts: PutBlobOptions = {}): Promise<PutBlobResult> {
     this.calls.push(`put ${d.digest}`);
+    if (this.opts.mountable?.has(d.digest)) return { mounted: 'other/repo' };
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
@@ -116,6 +117,7 @@ class RecordingDest implements ImageDestination {
       if (sha(b) !== d.digest || b.length !== d.size) throw new Error(`bad bytes for ${d.digest}`);
       opts.onProgress?.(b.length);
       this.blobs.set(d.digest, b);
+      return undefined;
     } finally {
       this.inFlight--;
     }
@@ -277,11 +279,27 @@ describe('transfer plan and blobs', () => {
     const r = await copyImage(src, dst, plan({ onEvent: (e) => events.push(e) }));
 
     expect(src.blobFetches).not.toContain(sha(layers[0]!));
-    expect(r.blobs).toEqual({ total: 3, skipped: 1, transferred: 2, bytes: r.blobs.bytes, transferredBytes: r.blobs.bytes - 500 });
+    expect(r.blobs).toEqual({ total: 3, skipped: 1, mounted: 0, transferred: 2, bytes: r.blobs.bytes, transferredBytes: r.blobs.bytes - 500 });
     expect(events.filter((e) => e.type === 'blob-skip').map((e) => (e as { descriptor: Descriptor }).descriptor.digest)).toEqual([sha(layers[0]!)]);
     expect(events[0]!.type).toBe('resolved');
     expect(events.findIndex((e) => e.type === 'plan')).toBeLessThan(events.findIndex((e) => e.type === 'blob-start'));
     expect(events.at(-1)!.type).toBe('committed');
+  });
+
+  it('blobs the destination mounts are reported as mounted, not transferred, and their bytes are never read', async () => {
+    const src = new MemSource('mem:s');
+    const layers = [bytesOf('m1', 700), bytesOf('m2', 300)];
+    const img = src.image(layers);
+    src.root = img.descriptor;
+    const dst = new RecordingDest({ concurrentWrites: true }, { mountable: new Set([sha(layers[0]!)]) });
+    const events: CopyEvent[] = [];
+
+    const r = await copyImage(src, dst, plan({ onEvent: (e) => events.push(e) }));
+
+    expect(src.blobFetches).not.toContain(sha(layers[0]!));
+    expect(r.blobs).toMatchObject({ total: 3, skipped: 0, mounted: 1, transferred: 2, transferredBytes: r.blobs.bytes - 700 });
+    expect(events.filter((e) => e.type === 'blob-mounted')).toEqual([{ type: 'blob-mounted', descriptor: expect.objectContaining({ digest: sha(layers[0]!) }), from: 'other/repo' }]);
+    expect(events.some((e) => e.type === 'blob-done' && e.descriptor.digest === sha(layers[0]!))).toBe(false);
   });
 
   it.each([
