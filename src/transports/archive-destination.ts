@@ -1,5 +1,5 @@
 import { unlinkSync } from 'node:fs';
-import { type FileHandle, open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { FerryError, isAbortError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -8,14 +8,13 @@ import { isRetryableNetworkError } from '../http/network-errors.js';
 import { type ImageArchiveFormat, planImageArchive } from '../archive/image-archive.js';
 import { writeAt, writeVerifiedRegion } from '../archive/region-writer.js';
 import { layoutTar } from '../archive/tar-layout.js';
-import { formatBytes } from '../util/format.js';
 import { verifyBytes } from '../util/verify-stream.js';
-import { ioError, tempNameFor } from './fs-util.js';
+import { ensureFreeSpace, ioError, tempNameFor, type StatFs } from './fs-util.js';
 import type { BlobReader, ImageDestination, ImageNames, PutBlobOptions, TransferPlan } from './types.js';
 
 export interface ArchiveDestinationOptions {
   /** Free-space probe for the target's directory (tests inject one); default fs.promises.statfs. */
-  statfs?: (dir: string) => Promise<{ bavail: number; bsize: number }>;
+  statfs?: StatFs;
 }
 
 interface Slot {
@@ -183,23 +182,8 @@ export class ImageArchiveDestination implements ImageDestination {
     }
   }
 
-  private async checkSpace(need: number): Promise<void> {
-    const dir = dirname(this.target);
-    let st: { bavail: number; bsize: number };
-    try {
-      st = await (this.opts.statfs ?? statfs)(dir);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new FerryError('E_NOT_FOUND', `directory ${dir} does not exist`, { cause: e, hint: `create it first, or choose another path for ${this.path}` });
-      if (code === 'ENOSYS' || code === 'EOPNOTSUPP') return; // cannot tell; writes still map ENOSPC
-      throw ioError(e, dir);
-    }
-    const available = Number(st.bavail) * Number(st.bsize);
-    if (available < need) {
-      throw new FerryError('E_NO_SPACE', `not enough space for ${this.target}: need ${need} bytes, ${available} available`, {
-        hint: `the archive needs ${formatBytes(need)} and ${dir} has ${formatBytes(available)} free; free some space or choose another output directory`,
-      });
-    }
+  private checkSpace(need: number): Promise<void> {
+    return ensureFreeSpace(dirname(this.target), need, this.target, this.opts.statfs);
   }
 }
 

@@ -65,8 +65,6 @@ interface Loaded {
   bytes: Uint8Array;
   /** Where each blob the manifest names lives in the tar. */
   blobs: Map<string, string>;
-  /** True when index.json supplied the manifest (Docker ≥25). */
-  hybrid: boolean;
 }
 
 /** `blobs/<alg>/<hex>` → `alg:hex` (a valid digest), else undefined. */
@@ -255,7 +253,7 @@ export class DockerArchiveSource implements ImageSource {
     if (hybrid) {
       const blobs = new Map<string, string>([[hybrid.manifest.config.digest, item.Config]]);
       hybrid.manifest.layers.forEach((l, i) => blobs.set(l.digest, item.Layers[i]!));
-      return { root: hybrid.descriptor, bytes: hybrid.bytes, blobs, hybrid: true };
+      return { root: hybrid.descriptor, bytes: hybrid.bytes, blobs };
     }
 
     for (const l of layers) l.digest ??= await hashFile(tar, l.path);
@@ -268,7 +266,7 @@ export class DockerArchiveSource implements ImageSource {
     const bytes = new Uint8Array(Buffer.from(JSON.stringify(manifest), 'utf8'));
     const blobs = new Map<string, string>([[configDigest, item.Config]]);
     layers.forEach((l) => blobs.set(l.digest!, l.path));
-    return { root: { mediaType: MT.ociManifest, digest: digestOf(bytes), size: bytes.length }, bytes, blobs, hybrid: false };
+    return { root: { mediaType: MT.ociManifest, digest: digestOf(bytes), size: bytes.length }, bytes, blobs };
   }
 
   /**

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm, writeFile, readFile, stat, mkdir } from 'node:fs/promises';
+import { open, rename, rm, writeFile, readFile, stat, mkdir, statfs } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { FerryError } from '../errors.js';
+import { formatBytes } from '../util/format.js';
 
 /** A temp name beside `target` (same filesystem, so the final rename is atomic). */
 export function tempNameFor(target: string): string {
@@ -62,4 +63,29 @@ export function ioError(e: unknown, path: string): unknown {
   if (code === 'ENOENT') return new FerryError('E_NOT_FOUND', `no such file or directory: ${path}`, { cause: e });
   if (code === 'ENOTDIR' || code === 'EISDIR') return new FerryError('E_IO', `${path}: ${code === 'EISDIR' ? 'is a directory' : 'not a directory'}`, { cause: e });
   return new FerryError('E_IO', `${path}: ${(e as Error).message}`, { cause: e });
+}
+
+export type StatFs = (dir: string) => Promise<{ bavail: number; bsize: number }>;
+
+/**
+ * Fails with E_NO_SPACE before any download when `dir` (the filesystem `target` lands on) has
+ * fewer than `need` bytes free. statfs does not see per-user quotas (common on HPC): a quota hit
+ * while writing still maps to E_NO_SPACE through ioError.
+ */
+export async function ensureFreeSpace(dir: string, need: number, target: string, probe: StatFs = statfs): Promise<void> {
+  let st: { bavail: number; bsize: number };
+  try {
+    st = await probe(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FerryError('E_NOT_FOUND', `directory ${dir} does not exist`, { cause: e, hint: `create it first, or choose another path for ${target}` });
+    if (code === 'ENOSYS' || code === 'EOPNOTSUPP') return; // cannot tell; writes still map ENOSPC
+    throw ioError(e, dir);
+  }
+  const available = Number(st.bavail) * Number(st.bsize);
+  if (available < need) {
+    throw new FerryError('E_NO_SPACE', `not enough space for ${target}: need ${need} bytes, ${available} available`, {
+      hint: `${target} needs ${formatBytes(need)} and ${dir} has ${formatBytes(available)} free; free some space or choose another output location`,
+    });
+  }
 }

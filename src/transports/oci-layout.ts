@@ -11,8 +11,8 @@ import { readBounded } from '../util/bounded.js';
 import { verifyBytes, } from '../util/verify-stream.js';
 import { writeVerifiedFile } from '../util/verified-file.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
-import { ensureDir, fileSize, ioError, readJsonFile, tempNameFor, writeFileAtomic } from './fs-util.js';
-import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions } from './types.js';
+import { ensureDir, ensureFreeSpace, fileSize, ioError, readJsonFile, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
+import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions, TransferPlan } from './types.js';
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
 /** index.json grows with every tag a layout holds; still bounded, as it is read whole. */
@@ -200,8 +200,17 @@ export class OciLayoutDestination implements ImageDestination {
   private readonly temps = new Set<string>();
   private ready: Promise<void> | undefined;
 
-  constructor(private readonly dir: string) {
+  constructor(private readonly dir: string, private readonly opts: { statfs?: StatFs } = {}) {
     this.description = `oci:${dir}`;
+  }
+
+  /** Checks free space for what is not in the layout yet, before anything is downloaded. */
+  async prepare(plan: TransferPlan): Promise<void> {
+    await this.init();
+    let need = 0;
+    for (const b of plan.blobs) if (!(await this.hasBlob(b))) need += b.size;
+    for (const m of plan.manifests) need += m.descriptor.size;
+    await ensureFreeSpace(this.dir, need, this.description, this.opts.statfs);
   }
 
   private init(): Promise<void> {

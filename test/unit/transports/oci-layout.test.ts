@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { copyImage, copyImages } from '../../../src/copy/engine.js';
@@ -261,5 +262,17 @@ describe('OciLayoutSource', () => {
     writeFileSync(mf, bytes);
     const e = await rejection(copyImage(new OciLayoutSource(dir, 'v1'), new OciLayoutDestination(tempDir()), { platforms: [LINUX_AMD64], jobs: 2 }));
     expect(e.code).toBe('E_DIGEST_MISMATCH');
+  });
+});
+
+describe('free space (regression: the layout destination checked nothing before downloading)', () => {
+  it('E_NO_SPACE before any blob is fetched when the filesystem is too small; blobs already present do not count', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-space-'));
+    const blob = { mediaType: 'application/octet-stream', digest: `sha256:${'a'.repeat(64)}` as const, size: 10_000 };
+    const plan = { images: [], manifests: [], blobs: [blob] };
+    const small = new OciLayoutDestination(dir, { statfs: async () => ({ bavail: 2, bsize: 4096 }) });
+    await expect(small.prepare(plan)).rejects.toMatchObject({ code: 'E_NO_SPACE', message: expect.stringContaining('need 10000 bytes, 8192 available') });
+    const roomy = new OciLayoutDestination(dir, { statfs: async () => ({ bavail: 3, bsize: 4096 }) });
+    await expect(roomy.prepare(plan)).resolves.toBeUndefined();
   });
 });
