@@ -16,6 +16,7 @@ export function freePort() {
 
 /** Starts the real CNCF registry on 127.0.0.1 with storage under `dir`. */
 export async function startRegistry(dir) {
+  // Access logs off: they would cost the registry CPU on every request.
   const port = await freePort();
   const cfg = join(dir, 'registry.yml');
   writeFileSync(cfg, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: ${join(dir, 'storage')}}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}}\n`);

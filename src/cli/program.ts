@@ -28,6 +28,15 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   copyCommand(program, io, signal);
   tagCommands(program, io, signal);
   program.addHelpText('after', `
+Examples:
+  ferry inspect alpine:3.20
+  ferry tags ghcr.io/org/app
+  ferry pull ubuntu:24.04 -o ubuntu.tar                 # docker-archive for docker/podman load, Apptainer
+  ferry pull --all-platforms ghcr.io/org/app:1.2 oci:./layouts/app
+  ferry push app.tar registry.example:5000/team/app:1.0
+  ferry copy quay.io/org/tool:v2 registry.internal/mirror/tool:v2
+  echo "$TOKEN" | ferry tags --username me --password-stdin registry.example/team/app
+
 Locations:
   REF                      a registry image: ubuntu, ghcr.io/org/app:1.2, host:5000/ns/app@sha256:…
   docker://REF             the same, skopeo style

@@ -69,7 +69,9 @@ export async function copy(source: string, destination: string, opts: CopyOption
     const changes: DigestChange[] = [];
     if (subset?.changed) changes.push({ reason: 'platform-subset', ...subset.changed });
     if (compress?.report.manifest) changes.push({ reason: 'compression', ...compress.report.manifest });
-    return { ...result, source: formatLocation(src), destination: formatLocation(dst), changes, ms: performance.now() - t0 };
+    // sourceRoot is what the source location itself resolved to, before any rewrite.
+    const sourceRoot = subset?.changed?.from ?? compress?.report.manifest?.from ?? result.sourceRoot;
+    return { ...result, sourceRoot, source: formatLocation(src), destination: formatLocation(dst), changes, ms: performance.now() - t0 };
   });
 }
 
@@ -89,7 +91,7 @@ function namesFor(src: Location, dst: Location, extraTags: string[]): ImageNames
     }
     case 'docker-archive': {
       const r = dst.ref ?? (srcRef?.tag ? srcRef.withTag(srcRef.tag) : undefined);
-      return r ? { repoTag: r.familiar(), ...(r.tag ? { refName: r.tag } : {}) } : {};
+      return r ? { repoTag: r.toString(), ...(r.tag ? { refName: r.tag } : {}) } : {};
     }
   }
 }

@@ -83,12 +83,14 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
  */
 function namesFor(ref: ImageReference, dst: Location, many: boolean): ImageNames {
   const tagged = ref.tag ? ref.withTag(ref.tag) : undefined;
-  const repoTag = dst.transport === 'docker-archive' && dst.ref ? dst.ref.familiar() : tagged?.familiar();
+  // docker-archive: the destination's name:tag wins; the full reference goes to
+  // io.containerd.image.name and its familiar form to RepoTags (the writer derives it).
+  const named = dst.transport === 'docker-archive' && dst.ref ? dst.ref : tagged;
   const names: ImageNames = {};
-  if (repoTag) names.repoTag = repoTag;
-  if (dst.transport === 'oci' || dst.transport === 'oci-archive') {
-    const refName = dst.tag ?? (many ? tagged?.familiar() ?? ref.familiar() : ref.tag);
-    if (refName) names.refName = refName;
-  } else if (ref.tag) names.refName = ref.tag;
+  if (named && dst.transport === 'docker-archive') names.repoTag = named.toString();
+  const ownName = dst.transport === 'docker-archive' ? named?.tag : (dst.transport === 'oci' || dst.transport === 'oci-archive' ? dst.tag ?? ref.tag : undefined);
+  // Several images: each is called by its familiar reference, so two `latest`s never collide.
+  const refName = many ? (tagged ?? ref).familiar() : ownName;
+  if (refName) names.refName = refName;
   return names;
 }

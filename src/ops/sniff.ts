@@ -1,7 +1,8 @@
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { TarIndex } from '../archive/tar-index.js';
 import { FerryError } from '../errors.js';
-import { formatLocation, parseLocation, type Location } from '../transports/index.js';
+import { parseLocation, type Location } from '../transports/index.js';
 
 /**
  * A location as typed, except that a bare path to something on disk is recognised by content:
@@ -22,30 +23,24 @@ export async function resolveLocalLocation(input: string): Promise<Location> {
   return kind === 'oci-archive' ? { transport: 'oci-archive', path: input } : { transport: 'docker-archive', path: input };
 }
 
-/** Reads tar headers only (positional reads; no data) until it knows which archive this is. */
+/** Which archive a file is, from its entry names (TarIndex reads headers only, PAX/GNU aware).
+ * A gzip'd file is taken as `docker save | gzip` without decompressing it here. */
 async function sniffFile(path: string): Promise<'docker-archive' | 'oci-archive'> {
   const fh = await open(path, 'r');
   try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(head, 0, 512, 0);
-    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'docker-archive';
-    let pos = 0;
-    let sawIndex = false;
-    for (let i = 0; i < 100_000; i++) {
-      const { bytesRead: n } = await fh.read(head, 0, 512, pos);
-      if (n < 512 || head.every((b) => b === 0)) break;
-      const name = head.toString('utf8', 0, 100).replace(/\0.*$/s, '').replace(/^\.\//, '');
-      const size = parseInt(head.toString('ascii', 124, 136).replace(/\0.*$/s, '').trim() || '0', 8);
-      if (head.toString('ascii', 257, 262) !== 'ustar' && i === 0) break;
-      if (name === 'manifest.json') return 'docker-archive';
-      if (name === 'index.json') sawIndex = true;
-      pos += 512 + Math.ceil(size / 512) * 512;
-    }
-    if (sawIndex) return 'oci-archive';
-    throw new FerryError('E_BAD_ARCHIVE', `${path} is neither a docker-archive nor an oci-archive tar`, { hint: `name the format: docker-archive:${path} or oci-archive:${path}` });
+    const head = Buffer.alloc(2);
+    await fh.read(head, 0, 2, 0);
+    if (head[0] === 0x1f && head[1] === 0x8b) return 'docker-archive';
   } finally {
     await fh.close();
   }
+  const tar = await TarIndex.open(path);
+  try {
+    if (tar.get('manifest.json')) return 'docker-archive';
+    if (tar.get('index.json')) return 'oci-archive';
+  } finally {
+    await tar.close();
+  }
+  throw new FerryError('E_BAD_ARCHIVE', `${path} is neither a docker-archive nor an oci-archive tar`, { hint: `name the format: docker-archive:${path} or oci-archive:${path}` });
 }
 
-export { formatLocation };

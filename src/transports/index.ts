@@ -57,6 +57,10 @@ export function openDestination(loc: Location, session: Session, opts: Destinati
 /** Tags of a repository or of a local layout. */
 export async function listTags(loc: Location, session: Session, signal?: AbortSignal): Promise<string[]> {
   const src = openSource(loc, session) as ImageSource & { listTags?: (s?: AbortSignal) => Promise<string[]> };
-  if (!src.listTags) throw new FerryError('E_UNSUPPORTED', `${loc.transport}: locations have no tags`);
-  return src.listTags(signal);
+  try {
+    if (!src.listTags) throw new FerryError('E_UNSUPPORTED', `${loc.transport}: locations have no tags`);
+    return await src.listTags(signal);
+  } finally {
+    await src.close();
+  }
 }

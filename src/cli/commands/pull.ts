@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import { FerryError } from '../../errors.js';
 import { outputLocation, pull, type OutputFormat, type PullResult } from '../../ops/pull.js';
 import { formatPlatform } from '../../oci/platform.js';
+import { parseReference } from '../../ref/index.js';
 import { formatBytes, formatDuration } from '../../util/format.js';
 import type { CliIO } from '../io.js';
 import { parseJobs, parsePlatformOption } from '../options.js';
@@ -75,7 +76,8 @@ export function pullJson(r: PullResult) {
     sourceDigest: i.sourceRoot.digest,
     ...(i.platform ? { platform: formatPlatform(i.platform) } : {}),
     ...(i.names.refName ? { refName: i.names.refName } : {}),
-    ...(i.names.repoTag ? { repoTag: i.names.repoTag } : {}),
+    // As docker load will name it (RepoTags hold the familiar form).
+    ...(i.names.repoTag ? { repoTag: parseReference(i.names.repoTag).familiar() } : {}),
     manifests: i.manifests,
     blobs: i.blobs,
   }));

@@ -1,0 +1,145 @@
+/**
+ * What ferry prints and where, against the in-process registry (ferry runs as a child process,
+ * so the registry in this process keeps serving): stdout holds only results (one JSON document
+ * with --json), progress goes to stderr in the chosen mode (plain lines, NDJSON events, nothing
+ * with --quiet), colour follows NO_COLOR/FORCE_COLOR, and help/usage errors behave.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempDir, type TempDir } from '../helpers/binaries.js';
+import { seedImage, startMemRegistry, type MemRegistry, type SeedResult } from '../helpers/mem-registry.js';
+import { runCli, type RunCliOptions } from '../helpers/run-cli.js';
+import { expectFailure, ferryOk, type PullDoc } from './support.js';
+
+const ESC = /\x1b\[/;
+const KiB = 1024;
+
+describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () => {
+  let reg: MemRegistry;
+  let work: TempDir;
+  let app: SeedResult;
+  let slow: SeedResult;
+  let n = 0;
+  const out = (): string => {
+    const d = join(work.path, `case-${++n}`);
+    mkdirSync(d);
+    return join(d, 'x.tar');
+  };
+  const pull = (args: string[], opts: RunCliOptions = {}) =>
+    ferryOk(['pull', '--plain-http', ...args, `${reg.host}/library/app:v1`, '-o', out()], opts);
+
+  beforeAll(async () => {
+    work = makeTempDir('cli-output');
+    reg = await startMemRegistry();
+    app = seedImage(reg, 'library/app', 'v1', { layers: 3, layerSize: 128 * KiB, seed: 'cli-output' });
+    slow = seedImage(reg, 'library/slow', 'v1', { layers: 2, layerSize: 64 * KiB, seed: 'cli-output-slow' });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+    work?.remove();
+  });
+
+  it('--json on a non-TTY: stdout is exactly one JSON document; progress lines go to stderr', async () => {
+    const r = await pull(['--json']);
+    const doc = JSON.parse(r.stdout) as PullDoc; // throws on anything else
+    expect(r.stdout.trim().startsWith('{') && r.stdout.trim().endsWith('}')).toBe(true);
+    expect(doc).toMatchObject({ digest: app.digest, source: `${reg.host}/library/app:v1` });
+    expect(doc.blobs).toMatchObject({ total: 4, transferred: 4 });
+    expect(r.stderr).toContain(app.digest); // the "resolved" line
+    expect(r.stderr.match(/^ {2}verified +[0-9a-f]{12} /gm), r.stderr).toHaveLength(4);
+    expect(r.stderr).not.toMatch(ESC);
+    expect(r.stdout).not.toContain('verified');
+  });
+
+  it('--progress json: every stderr line is a JSON event (resolved, plan, blob-done, committed)', async () => {
+    const [withJson, without] = await Promise.all([pull(['--progress', 'json', '--json']), pull(['--progress', 'json'])]);
+    for (const r of [withJson, without]) {
+      const lines = r.stderr.trim().split('\n');
+      const events = lines.map((l) => {
+        expect(() => JSON.parse(l), `stderr line is not JSON: ${l}`).not.toThrow();
+        return JSON.parse(l) as { event: string; digest?: string; blobs?: number };
+      });
+      const kinds = events.map((e) => e.event);
+      expect(kinds).toEqual(expect.arrayContaining(['resolved', 'plan', 'blob-done', 'committed']));
+      expect(kinds.filter((k) => k === 'blob-done')).toHaveLength(4);
+      expect(events.find((e) => e.event === 'resolved')?.digest).toBe(app.digest);
+      expect(events.find((e) => e.event === 'plan')?.blobs).toBe(4);
+      expect(kinds.indexOf('plan')).toBeLessThan(kinds.indexOf('blob-done'));
+      expect(kinds.at(-1)).toBe('committed');
+    }
+    // The summary is a JSON object on stdout only with --json.
+    expect((JSON.parse(withJson.stdout) as PullDoc).digest).toBe(app.digest);
+    expect(without.stdout).toContain(`pulled ${reg.host}/library/app:v1`);
+    expect(() => JSON.parse(without.stdout)).toThrow();
+  });
+
+  it('--quiet: nothing on stderr on success (and --quiet --json still prints the document)', async () => {
+    const [quiet, quietJson] = await Promise.all([pull(['--quiet']), pull(['-q', '--json'])]);
+    expect(quiet.stderr).toBe('');
+    expect(quietJson.stderr).toBe('');
+    expect((JSON.parse(quietJson.stdout) as PullDoc).digest).toBe(app.digest);
+  });
+
+  it('--progress plain --progress-interval 0.2 on a slow pull: periodic "blobs n/m" lines, no escape codes', async () => {
+    const fault = { match: { method: 'GET', path: /\/v2\/library\/slow\/blobs\// }, action: { kind: 'delay' as const, ms: 600 } };
+    reg.faults.push(fault);
+    try {
+      const r = await ferryOk(['pull', '--plain-http', '--progress', 'plain', '--progress-interval', '0.2', `${reg.host}/library/slow:v1`, '-o', out()]);
+      const periodic = r.stderr.split('\n').filter((l) => /blobs \d+\/\d+/.test(l));
+      expect(periodic.length, r.stderr).toBeGreaterThanOrEqual(1);
+      expect(periodic[0]).toMatch(/^pull: blobs \d+\/3 /);
+      expect(r.stderr).not.toMatch(ESC);
+      expect(r.stdout).not.toMatch(ESC);
+    } finally {
+      reg.faults.splice(reg.faults.indexOf(fault), 1);
+    }
+    expect(slow.blobs).toHaveLength(3);
+  });
+
+  it('NO_COLOR=1: no escape codes anywhere, even with FORCE_COLOR', async () => {
+    const [plain, both] = await Promise.all([
+      pull(['--progress', 'plain', '--json'], { env: { NO_COLOR: '1' } }),
+      pull(['--progress', 'plain', '--json'], { env: { NO_COLOR: '1', FORCE_COLOR: '1' } }),
+    ]);
+    for (const r of [plain, both]) {
+      expect(r.stderr).toContain('verified');
+      expect(r.stderr).not.toMatch(ESC);
+      expect(r.stdout).not.toMatch(ESC);
+    }
+  });
+
+  it('FORCE_COLOR=1 (NO_COLOR unset): coloured per-blob lines on stderr, stdout JSON still plain', async () => {
+    const r = await pull(['--json'], { env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });
+    expect(r.stderr).toMatch(ESC);
+    expect(r.stderr).toMatch(/\x1b\[32mverified\x1b\[39m/); // green "verified"
+    expect(r.stdout).not.toMatch(ESC);
+    expect((JSON.parse(r.stdout) as PullDoc).digest).toBe(app.digest);
+  });
+
+  it.each(['ferry', 'ferry inspect', 'ferry tags', 'ferry pull', 'ferry copy', 'ferry push', 'ferry tag', 'ferry delete'])('%s --help exits 0 and shows Examples:', async (cmd) => {
+    const r = await runCli([...cmd.split(' ').slice(1), '--help']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: ferry/m);
+    expect(r.stdout).toContain('Examples:');
+    expect(r.stderr).toBe('');
+  });
+
+  it('an unknown option → exit 2 with a "ferry:" line', async () => {
+    const [global, sub] = await Promise.all([
+      runCli(['--no-such-flag', 'tags', 'x']),
+      runCli(['pull', '--no-such-flag', `${reg.host}/library/app:v1`, 'oci:/tmp/never']),
+    ]);
+    for (const r of [global, sub]) {
+      expectFailure(r, 2, /^ferry: .*unknown option/m, '--no-such-flag');
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('ferry pull with one argument (or none) → exit 2', async () => {
+    const [one, none] = await Promise.all([runCli(['pull', `${reg.host}/library/app:v1`]), runCli(['pull'])]);
+    expectFailure(one, 2, 'destination', /hint: .*-o/);
+    expectFailure(none, 2);
+    expect(one.stdout + none.stdout).toBe('');
+  });
+});
