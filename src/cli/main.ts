@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { CommanderError } from 'commander';
 import { EXIT, FerryError, isAbortError, isFerryError } from '../errors.js';
 import { redactText } from '../util/redact.js';
@@ -11,6 +12,7 @@ import { buildProgram } from './program.js';
  */
 export async function run(argv: string[], io: CliIO = processIO(), installSignals = false): Promise<number> {
   const ac = new AbortController();
+  setMaxListeners(0, ac.signal); // one listener per concurrent task and per session; all bounded
   let signalled: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) process.exit(sig === 'SIGINT' ? 130 : 143);

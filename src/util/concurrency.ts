@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /**
  * Runs `fn` over `items` with at most `limit` in flight. The first failure aborts the shared
  * controller (so siblings stop promptly) and is rethrown after every started task settled: no
@@ -10,6 +12,9 @@ export async function mapLimit<T, R>(
   parent?: AbortSignal,
 ): Promise<R[]> {
   const ac = new AbortController();
+  // Every task hangs a few abort listeners (request, pipeline, sleep) on this one signal; with
+  // --jobs above ~3 that passes Node's default of 10 and prints a bogus leak warning.
+  setMaxListeners(Math.max(10, limit * 8), ac.signal);
   const onParentAbort = () => ac.abort(parent!.reason);
   if (parent?.aborted) ac.abort(parent.reason);
   else parent?.addEventListener('abort', onParentAbort, { once: true });

@@ -74,6 +74,16 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     expect(() => JSON.parse(without.stdout)).toThrow();
   });
 
+  it('regression: --jobs 16 prints no MaxListenersExceededWarning (every job hangs abort listeners on one signal)', async () => {
+    seedImage(reg, 'library/wide', 'v1', { layers: 12, layerSize: 16 * KiB, seed: 'cli-output-wide' });
+    // Hold every blob GET so all 12 downloads are in flight at once.
+    const fault = { match: { method: 'GET', path: /\/library\/wide\/blobs\// }, action: { kind: 'delay' as const, ms: 300 } };
+    reg.faults.push(fault);
+    const r = await ferryOk(['pull', '--plain-http', '--quiet', '--jobs', '16', `${reg.host}/library/wide:v1`, `oci:${out().replace(/x\.tar$/, 'layout')}`]).finally(() => reg.faults.splice(reg.faults.indexOf(fault), 1));
+    expect(r.stderr).not.toMatch(/MaxListeners|Warning/);
+    expect(r.stderr).toBe('');
+  });
+
   it('--quiet: nothing on stderr on success (and --quiet --json still prints the document)', async () => {
     const [quiet, quietJson] = await Promise.all([pull(['--quiet']), pull(['-q', '--json'])]);
     expect(quiet.stderr).toBe('');
