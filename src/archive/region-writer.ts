@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FerryError, isAbortError } from '../errors.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
-import { type FileHashJob, OFFLOAD_MIN_BYTES, startFileHash } from '../util/file-hasher.js';
+import { type FileHashJob, finishVerification, OFFLOAD_MIN_BYTES, startFileHash } from '../util/file-hasher.js';
 
 /** Received bytes waiting while a write is in flight are sent as one writev of up to this much. */
 const MAX_BATCH = 1 << 20;
@@ -84,15 +84,9 @@ export async function writeVerifiedRegion(
         // durable was advanced by completed writes only; the next attempt starts there.
       }
     }
-    if (durable !== expected.size) {
-      throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received ${durable} bytes, expected ${expected.size}`);
-    }
-    const hex = job ? await job.finish(durable) : inline!.digest('hex');
-    job = undefined;
-    const got = `${alg}:${hex}`;
-    if (got !== expected.digest) {
-      throw new FerryError('E_DIGEST_MISMATCH', `${opts.what}: content digest ${got} does not match ${expected.digest}`);
-    }
+    const j = job;
+    job = undefined; // finished (or failed) here: nothing left to cancel
+    await finishVerification({ job: j, inline }, durable, expected, opts.what);
   } finally {
     job?.cancel();
   }

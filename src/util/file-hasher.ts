@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { DigestAlgorithm } from '../oci/digest.js';
+import { FerryError } from '../errors.js';
+import type { Digest, DigestAlgorithm } from '../oci/digest.js';
 
 /**
  * Hashes files while they are being written, on worker threads. A job follows a file region as
@@ -62,7 +63,7 @@ class HasherPool {
   private worker(): Worker {
     const size = Math.max(1, Math.min(2, availableParallelism() - 1));
     if (this.workers.length < size) {
-      const w = new Worker(WORKER_SOURCE, { eval: true });
+      const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
       w.on('message', (m: { id: number; digest?: string; error?: string }) => {
         const p = this.pending.get(m.id);
         if (!p) return;
@@ -132,7 +133,21 @@ export function startFileHash(path: string, base: number, alg: DigestAlgorithm):
   return pool.start(path, base, alg);
 }
 
-/** Inline equivalent for small content (same contract). */
-export function inlineHash(alg: DigestAlgorithm) {
-  return createHash(alg);
+/**
+ * The last step of every verified write: `size` bytes arrived, the hash (a worker job or an
+ * inline hash) must equal `expected`. E_SIZE_MISMATCH / E_DIGEST_MISMATCH otherwise.
+ */
+export async function finishVerification(
+  hash: { job?: FileHashJob | undefined; inline?: Hash | undefined },
+  size: number,
+  expected: { digest: Digest; size: number },
+  what: string,
+): Promise<void> {
+  if (size !== expected.size) {
+    hash.job?.cancel(); // release the worker's file and its keep-alive reference
+    throw new FerryError('E_SIZE_MISMATCH', `${what}: received ${size} bytes, expected ${expected.size}`);
+  }
+  const hex = hash.job ? await hash.job.finish(size) : hash.inline!.digest('hex');
+  const got = `${expected.digest.slice(0, expected.digest.indexOf(':'))}:${hex}`;
+  if (got !== expected.digest) throw new FerryError('E_DIGEST_MISMATCH', `${what}: content digest ${got} does not match ${expected.digest}`);
 }

@@ -5,7 +5,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, isAbortError } from '../errors.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
-import { type FileHashJob, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
+import { type FileHashJob, finishVerification, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
 
 /** Large write buffers let fs.WriteStream batch chunks (writev) instead of one syscall per 64 KiB
  * socket read: measured ~15% faster on a 256 MiB pull (bench/). */
@@ -79,19 +79,15 @@ export async function writeVerifiedFile(
         // The tail hasher only ever read durable bytes below onDisk, so it simply continues.
       }
     }
-    if (written !== expected.size) {
-      throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received ${written} bytes, expected ${expected.size}`);
+    if (written === expected.size) {
+      // Durable before it can be renamed into place: after a crash a right-sized blob must never
+      // be half zeros (resumed pulls skip blobs that are present with the right size).
+      const fh = await openFile(tmpPath, 'r+');
+      await fh.sync().finally(() => fh.close());
     }
-    // Durable before it can be renamed into place: after a crash a right-sized blob must never be
-    // half zeros (resumed pulls skip blobs that are present with the right size).
-    const fh = await openFile(tmpPath, 'r+');
-    await fh.sync().finally(() => fh.close());
-    const hex = job ? await job.finish(written) : inline!.digest('hex');
-    job = undefined;
-    const got = `${alg}:${hex}`;
-    if (got !== expected.digest) {
-      throw new FerryError('E_DIGEST_MISMATCH', `${opts.what}: content digest ${got} does not match ${expected.digest}`);
-    }
+    const j = job;
+    job = undefined; // finished (or failed) here: nothing left to cancel
+    await finishVerification({ job: j, inline }, written, expected, opts.what);
   } finally {
     job?.cancel();
   }
