@@ -28,7 +28,13 @@ const work = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
 const stops = [];
 process.on('exit', () => { for (const s of stops) s(); if (!argv.includes('--keep')) rmSync(work, { recursive: true, force: true }); });
 process.on('SIGINT', () => process.exit(130));
-const fresh = async (name) => { const r = await startRegistry(mkdtempSync(join(work, `${name}-`))); stops.push(r.stop); return r; };
+const fresh = async (name) => {
+  const dir = mkdtempSync(join(work, `${name}-`));
+  const r = await startRegistry(dir);
+  const stop = () => { r.stop(); rmSync(dir, { recursive: true, force: true }); };
+  stops.push(stop);
+  return { ...r, stop };
+};
 const ferry = (...a) => timed(process.execPath, [join(root, 'bin', 'ferry'), '--quiet', '--progress', 'none', ...a]);
 const sk = (...a) => timed('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', ...a]);
 let n = 0;
@@ -105,6 +111,8 @@ for (const img of images) {
   }
   rmSync(layout, { recursive: true, force: true });
 }
+
+for (const s of stops.splice(0)) s(); // registries are child processes: stop them so we exit
 
 const pad = (s, w) => String(s).padEnd(w);
 console.log(`\nferry bench — ${runs} runs each (medians), local docker-registry on 127.0.0.1, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
