@@ -6,33 +6,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import * as tar from 'tar-stream';
 import { expect } from 'vitest';
 
 export const CONTAINERD_NAME = 'io.containerd.image.name';
 
-export interface TarEntry {
-  name: string;
-  type: string;
-  size: number;
-  data: Buffer;
-}
-
-/** Every entry of a tar file in archive order (headers as tar-stream parses them). */
-export async function readTar(path: string): Promise<TarEntry[]> {
-  const extract = tar.extract();
-  const out: TarEntry[] = [];
-  Readable.from([await readFile(path)]).pipe(extract);
-  for await (const entry of extract) {
-    const parts: Buffer[] = [];
-    for await (const c of entry) parts.push(c as Buffer);
-    out.push({ name: entry.header.name, type: String(entry.header.type), size: entry.header.size ?? 0, data: Buffer.concat(parts) });
-  }
-  return out;
-}
+import type { TarEntry } from '../helpers/tar.js';
+export { readTar, type TarEntry } from '../helpers/tar.js';
 
 export function entry(entries: TarEntry[], name: string): TarEntry {
   const e = entries.find((x) => x.name === name);

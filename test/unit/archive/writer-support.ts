@@ -1,9 +1,7 @@
 /** Shared helpers for the archive writer tests: hand-made plans, in-memory blob readers, a tar parser. */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
-import * as tar from 'tar-stream';
 import type { Descriptor } from '../../../src/oci/descriptor.js';
+import { Readable } from 'node:stream';
 import type { Digest } from '../../../src/oci/digest.js';
 import type { BlobReader, ImageDestination, ImageNames, TransferPlan } from '../../../src/transports/types.js';
 
@@ -118,30 +116,7 @@ export function shuffle<T>(xs: T[]): T[] {
   return a;
 }
 
-export interface TarEntry {
-  name: string;
-  type: string;
-  size: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  data: Buffer;
-}
-
-/** Every entry of a tar file, parsed with tar-stream. */
-export async function readTar(path: string): Promise<TarEntry[]> {
-  const extract = tar.extract();
-  const out: TarEntry[] = [];
-  Readable.from([await readFile(path)]).pipe(extract);
-  for await (const entry of extract) {
-    const parts: Buffer[] = [];
-    for await (const c of entry) parts.push(c as Buffer);
-    const h = entry.header;
-    out.push({ name: h.name, type: String(h.type), size: h.size ?? 0, mode: h.mode ?? 0, uid: h.uid ?? -1, gid: h.gid ?? -1, mtime: h.mtime?.getTime() ?? -1, data: Buffer.concat(parts) });
-  }
-  return out;
-}
+export { readTar, type TarEntry } from '../../helpers/tar.js';
 
 /** Raw walk over header blocks: typeflag, magic and the name field of every header, pax ones included. */
 export function rawHeaders(buf: Buffer): Array<{ typeflag: string; magic: string; name: string; size: number }> {
