@@ -21,6 +21,8 @@ export interface RegionWriteOptions {
   isRetryable?: (e: unknown) => boolean;
   /** Maps a failed file write (ENOSPC, EIO…) to what the caller throws; source errors pass as is. */
   writeError?: (e: unknown) => unknown;
+  /** Every byte arrived and is written; only the end of the hash is left. */
+  onReceived?: () => void;
   what: string;
 }
 
@@ -84,6 +86,7 @@ export async function writeVerifiedRegion(
         // durable was advanced by completed writes only; the next attempt starts there.
       }
     }
+    opts.onReceived?.();
     const j = job;
     job = undefined; // finished (or failed) here: nothing left to cancel
     await finishVerification({ job: j, inline }, durable, expected, opts.what);

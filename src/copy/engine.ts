@@ -102,7 +102,9 @@ export async function copyImages(sources: CopySource[], dst: ImageDestination, p
     const skipped = new Set<string>();
     const mounted = new Set<string>();
     const jobs = dst.capabilities.concurrentWrites ? Math.max(1, plan.jobs) : 1;
-    await mapLimit(list, jobs, async ({ d, src }, _i, s) => {
+    // A blob whose bytes all arrived hands its slot to the next download while it fsyncs and
+    // finishes its hash: --jobs bounds downloads, and the network never idles on local work.
+    await mapLimit(list, jobs, async ({ d, src }, _i, s, release) => {
       if (await dst.hasBlob(d, s)) {
         stats.skipped++;
         skipped.add(d.digest);
@@ -112,7 +114,7 @@ export async function copyImages(sources: CopySource[], dst: ImageDestination, p
       const t0 = performance.now();
       emit({ type: 'blob-start', descriptor: d });
       const r = await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
-        signal: s, onProgress: (delta) => emit({ type: 'blob-progress', descriptor: d, delta }),
+        signal: s, onProgress: (delta) => emit({ type: 'blob-progress', descriptor: d, delta }), onReceived: release,
       });
       if (r?.mounted) {
         stats.mounted++;

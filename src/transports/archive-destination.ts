@@ -114,6 +114,7 @@ export class ImageArchiveDestination implements ImageDestination {
       path: this.tmp, signal, what: `blob ${d.digest}`, isRetryable: isRetryableNetworkError,
       writeError: (e) => ioError(e, this.target),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.onReceived ? { onReceived: opts.onReceived } : {}),
     });
     const tracked = run.then(() => {}, () => {});
     this.active.add(tracked);

@@ -50,6 +50,9 @@ export interface PutBlobOptions {
   signal?: AbortSignal;
   /** Called with the number of new bytes as they are written. */
   onProgress?: (delta: number) => void;
+  /** Called once every byte has arrived from the source and is written, when all that is left
+   * is local (fsync, finishing the hash, rename): the engine starts the next download then. */
+  onReceived?: () => void;
 }
 
 /**

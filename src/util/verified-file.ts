@@ -19,6 +19,8 @@ export interface VerifiedWriteOptions {
   /** Attempts for a stream that breaks mid-way (each resumes at the written offset). */
   attempts?: number;
   isRetryable?: (e: unknown) => boolean;
+  /** Every byte arrived and is written; only the fsync and the end of the hash are left. */
+  onReceived?: () => void;
   what: string;
 }
 
@@ -79,6 +81,7 @@ export async function writeVerifiedFile(
         // The tail hasher only ever read durable bytes below onDisk, so it simply continues.
       }
     }
+    opts.onReceived?.();
     if (written === expected.size) {
       // Durable before it can be renamed into place: after a crash a right-sized blob must never
       // be half zeros (resumed pulls skip blobs that are present with the right size).

@@ -318,6 +318,38 @@ describe('transfer plan and blobs', () => {
   });
 });
 
+describe('download slots', () => {
+  it('a blob whose bytes all arrived (onReceived) hands its slot on: with --jobs 1 the next download starts during its fsync/hash tail; manifests wait for every tail', async () => {
+    const src = new MemSource('mem:s');
+    const img = src.image([bytesOf('t1', 900), bytesOf('t2', 800), bytesOf('t3', 700)]);
+    src.root = img.descriptor;
+    const log: string[] = [];
+    let receiving = 0;
+    let maxReceiving = 0;
+    class TailDest extends RecordingDest {
+      override async putBlob(d: Descriptor, s: BlobReader, opts: PutBlobOptions = {}): Promise<PutBlobResult> {
+        receiving++;
+        maxReceiving = Math.max(maxReceiving, receiving);
+        log.push(`start ${d.size}`);
+        for await (const _ of await s.open(0, opts.signal)) { /* receive */ }
+        receiving--;
+        opts.onReceived?.();
+        await tick(30); // the local tail: fsync, finishing the hash, rename
+        log.push(`end ${d.size}`);
+        return undefined;
+      }
+      override async putManifest(bytes: Uint8Array, d: Descriptor, o: { root?: ImageNames }): Promise<void> {
+        log.push('manifest');
+        await super.putManifest(bytes, d, o);
+      }
+    }
+    await copyImage(src, new TailDest(), plan({ jobs: 1 }));
+    expect(maxReceiving).toBe(1); // --jobs still bounds the downloads
+    expect(log.indexOf('start 800')).toBeLessThan(log.indexOf('end 900'));
+    expect(log.indexOf('manifest')).toBeGreaterThan(Math.max(...log.filter((l) => l.startsWith('end')).map((l) => log.indexOf(l))));
+  });
+});
+
 describe('failures', () => {
   it('a putBlob failure → rejected with it, no manifest written, no commit, close() still called once', async () => {
     const src = new MemSource('mem:f');

@@ -174,4 +174,58 @@ describe('mapLimit', () => {
     await expect(mapLimit([1, 2, 3], 2, async () => ++calls, ac.signal)).rejects.toThrow('already');
     expect(calls).toBe(0);
   });
+
+  it('release() hands the slot on early: the next item starts while the released task finishes; at most limit hold a slot and 2×limit run', async () => {
+    let holding = 0;
+    let running = 0;
+    let maxHolding = 0;
+    let maxRunning = 0;
+    const order: string[] = [];
+    const out = await mapLimit(Array.from({ length: 10 }, (_, i) => i), 2, async (x, _i, _s, release) => {
+      holding++;
+      running++;
+      maxHolding = Math.max(maxHolding, holding);
+      maxRunning = Math.max(maxRunning, running);
+      order.push(`start ${x}`);
+      await tick(3); // the scarce part (a download)
+      holding--;
+      release();
+      await tick(40); // the tail (fsync, hash finish): long, to make tails pile up
+      order.push(`end ${x}`);
+      running--;
+      return x;
+    });
+    expect(out).toEqual([...Array(10).keys()]);
+    expect(maxHolding).toBe(2);
+    expect(maxRunning).toBe(4); // bounded at 2×limit
+    // item 2 started before item 0 ended: the slot was handed on at release()
+    expect(order.indexOf('start 2')).toBeLessThan(order.indexOf('end 0'));
+  });
+
+  it('a failure in a released tail aborts the others and is rethrown after all settled', async () => {
+    const settled = new Set<number>();
+    const started: number[] = [];
+    const p = mapLimit(Array.from({ length: 50 }, (_, i) => i), 2, async (x, _i, signal, release) => {
+      started.push(x);
+      try {
+        release();
+        if (x === 1) {
+          await tick(5);
+          throw new Error('tail of 1 failed');
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 5000);
+          signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+        });
+        await tick(10);
+      } finally {
+        settled.add(x);
+      }
+    });
+    const t0 = performance.now();
+    await expect(p).rejects.toThrow('tail of 1 failed');
+    expect(performance.now() - t0).toBeLessThan(2000);
+    for (const i of started) expect(settled.has(i)).toBe(true);
+    expect(started.length).toBe(4); // 2×limit ran; nothing started after the failure
+  });
 });
