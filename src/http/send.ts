@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { FerryError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
 import { headerValue, type HttpRequest, type HttpResponse, type Send } from './types.js';
 import { mapNetworkError } from './network-errors.js';
+import { loadAgent } from './undici-agent.js';
 
 const MAX_REDIRECTS = 10;
 
@@ -15,6 +16,7 @@ export interface Dispatchers {
 
 /** One keep-alive agent per TLS policy, shared by every registry in the process. */
 export function createDispatchers(): Dispatchers {
+  const Agent = loadAgent();
   const common = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: 60_000, bodyTimeout: 120_000 };
   const verify = new Agent({ ...common, connect: { rejectUnauthorized: true } });
   const noVerify = new Agent({ ...common, connect: { rejectUnauthorized: false } });

@@ -1,0 +1,36 @@
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadAgent } from '../../../src/http/undici-agent.js';
+
+describe('loadAgent', () => {
+  it('gives a working keep-alive Agent with the request API', async () => {
+    const srv = createServer((_q, r) => r.end('pong')).listen(0, '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    const Agent = loadAgent();
+    const agent = new Agent({ keepAliveTimeout: 1000 });
+    try {
+      const { port } = srv.address() as { port: number };
+      const res = await agent.request({ origin: `http://127.0.0.1:${port}`, path: '/', method: 'GET' });
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toBe('pong');
+    } finally {
+      await agent.close();
+      srv.close();
+    }
+  });
+
+  it('does not load undici\'s index (fetch, WebSocket…): that is the start-up time it saves', () => {
+    // A fresh process: the test runner itself may have loaded the index already.
+    const built = fileURLToPath(new URL('../../../dist/http/undici-agent.js', import.meta.url));
+    const script = `import { loadAgent } from ${JSON.stringify(built)};
+      import { createRequire } from 'node:module';
+      const A = loadAgent();
+      const loaded = Object.keys(createRequire(import.meta.url).cache);
+      console.log(JSON.stringify({ name: A.name, index: loaded.some((k) => /undici[\\\\/]index\\.js$/.test(k)), agent: loaded.some((k) => k.endsWith('agent.js')) }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ name: 'Agent', index: false, agent: true });
+  });
+});
