@@ -29,6 +29,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   umoci: 'umoci',
   openssl: 'openssl',
   perl: 'perl-base',
+  script: 'bsdutils',
 };
 
 /** Absolute path of `name` on PATH, or undefined. */

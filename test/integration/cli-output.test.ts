@@ -4,12 +4,13 @@
  * with --json), progress goes to stderr in the chosen mode (plain lines, NDJSON events, nothing
  * with --quiet), colour follows NO_COLOR/FORCE_COLOR, and help/usage errors behave.
  */
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, type TempDir } from '../helpers/binaries.js';
+import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import { seedImage, startMemRegistry, type MemRegistry, type SeedResult } from '../helpers/mem-registry.js';
-import { runCli, type RunCliOptions } from '../helpers/run-cli.js';
+import { FERRY_BIN, runCli, type RunCliOptions } from '../helpers/run-cli.js';
 import { expectFailure, ferryOk, type PullDoc } from './support.js';
 
 const ESC = /\x1b\[/;
@@ -105,6 +106,52 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       reg.faults.splice(reg.faults.indexOf(fault), 1);
     }
     expect(slow.blobs).toHaveLength(3);
+  });
+
+  // An unsized pty reports 0 columns: ora then looped forever writing cursor-up escapes
+  // (gigabytes of them) until ferry fed it a known width (output/status.ts withKnownWidth).
+  it.each([
+    ['a 100-column pty', 'stty cols 100 rows 40; '],
+    ['an unsized pty (0 columns: regression)', ''],
+  ])('on a real terminal (%s from script(1)): a live spinner line with blobs/bytes/rate, green per-blob lines; stdout redirected to a file still gets only the JSON', async (_what, sizing) => {
+    requireBinary('script'); // util-linux (bsdutils, essential on Debian)
+    const fault = { match: { method: 'GET', path: /\/v2\/library\/slow\/blobs\// }, action: { kind: 'delay' as const, ms: 600 } };
+    reg.faults.push(fault);
+    const target = out();
+    const json = join(work.path, `tty-${n}.json`);
+    const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    const cmd = sizing + [process.execPath, FERRY_BIN, 'pull', '--plain-http', '--json', `${reg.host}/library/slow:v1`, '-o', target].map(q).join(' ') + ` > ${q(json)}`;
+    try {
+      const r = await new Promise<{ code: number | null; tty: string }>((resolve, reject) => {
+        // An isolated environment like runCli's, minus NO_COLOR and CI (ora draws nothing under CI).
+        const env = { PATH: process.env['PATH'], HOME: '/nonexistent-ferry-test-home', DOCKER_CONFIG: '/nonexistent-ferry-test-docker-config', TERM: 'xterm-256color' };
+        const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let tty = '';
+        const take = (d: string) => {
+          tty += d;
+          if (tty.length > 4 << 20) child.kill('SIGKILL'); // runaway output: fail, don't hang
+        };
+        child.stdout.setEncoding('utf8').on('data', take);
+        child.stderr.setEncoding('utf8').on('data', take);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.on('error', reject).on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, tty });
+        });
+        child.stdin.end();
+      });
+      expect(r.tty.length, 'runaway terminal output').toBeLessThan(1 << 20);
+      expect(r.code, r.tty.slice(0, 2000)).toBe(0);
+      expect(r.tty).toMatch(/\x1b\[\?25l/); // ora hides the cursor while it spins…
+      expect(r.tty).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] pull: blobs \d\/3 · /); // …and draws frames with live counts
+      expect(r.tty).toMatch(/\x1b\[32mverified\x1b\[39m/); // persisted per-blob lines, in colour
+      expect(r.tty).toMatch(/\x1b\[\?25h/); // and gives the cursor back
+      const doc = readFileSync(json, 'utf8');
+      expect(doc).not.toMatch(ESC);
+      expect((JSON.parse(doc) as PullDoc).digest).toBe(slow.digest);
+    } finally {
+      reg.faults.splice(reg.faults.indexOf(fault), 1);
+    }
   });
 
   it('NO_COLOR=1: no escape codes anywhere, even with FORCE_COLOR', async () => {

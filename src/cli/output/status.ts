@@ -107,7 +107,7 @@ export class StatusReporter {
   private async startSpinner(): Promise<void> {
     const { default: ora } = await import('ora');
     if (this.stopped) return;
-    this.spinner = ora({ text: this.summary(), stream: this.o.stream, discardStdin: false }).start();
+    this.spinner = ora({ text: this.summary(), stream: withKnownWidth(this.o.stream), discardStdin: false }).start();
   }
 
   private stopped = false;
@@ -150,4 +150,21 @@ function jsonEvent(e: CopyEvent): Record<string, unknown> {
     case 'blob-progress':
       return { event: 'blob-progress', digest: e.descriptor.digest, delta: e.delta };
   }
+}
+
+/**
+ * A terminal that reports 0 columns (a pty nobody sized: script(1), some CI runners, `docker run
+ * -t` before the first resize) made ora count Infinity lines to clear and loop forever writing
+ * cursor-up escapes (regression test in test/integration/cli-output.test.ts). Such a stream is
+ * shown to ora as 80 columns wide, ora's own default for an unknown width.
+ */
+export function withKnownWidth(stream: NodeJS.WritableStream & { columns?: number }): NodeJS.WritableStream {
+  if (typeof stream.columns === 'number' && stream.columns > 0) return stream;
+  return new Proxy(stream, {
+    get(target, key) {
+      if (key === 'columns') return 80;
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
