@@ -62,4 +62,12 @@ function report(e: unknown, io: CliIO, debug: boolean): number {
 export async function main(argv: string[]): Promise<void> {
   const code = await run(argv, processIO(), true);
   process.exitCode = code;
+  if (argv.includes('--debug')) {
+    // At exit, not here: work still finishing after main() (V8 compiling in the background,
+    // streams closing) counts too.
+    process.once('exit', (status) => {
+      const u = process.resourceUsage();
+      process.stderr.write(`debug: exit ${status}; peak RSS ${Math.round(u.maxRSS / 1024)} MiB; CPU ${(u.userCPUTime / 1e6).toFixed(2)} s user + ${(u.systemCPUTime / 1e6).toFixed(2)} s system\n`);
+    });
+  }
 }

@@ -154,6 +154,13 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     }
   });
 
+  it('--debug ends with peak memory and CPU; an inspect stays small (undici\'s parser is not optimised by V8: 98 → 62 MiB)', async () => {
+    const r = await ferryOk(['--debug', 'inspect', '--plain-http', `${reg.host}/library/app:v1`]);
+    const m = /^debug: exit 0; peak RSS (\d+) MiB; CPU \d+\.\d\d s user \+ \d+\.\d\d s system$/m.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    expect(Number(m![1])).toBeLessThan(85);
+  });
+
   it('NO_COLOR=1: no escape codes anywhere, even with FORCE_COLOR', async () => {
     const [plain, both] = await Promise.all([
       pull(['--progress', 'plain', '--json'], { env: { NO_COLOR: '1' } }),
