@@ -6,7 +6,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
 import { type ImageArchiveFormat, planImageArchive } from '../archive/image-archive.js';
-import { writeAt, writeVerifiedRegion } from '../archive/region-writer.js';
+import { writeAt, writeVerifiedRegion } from '../util/verified-write.js';
 import { layoutTar } from '../archive/tar-layout.js';
 import { verifyBytes } from '../util/verify-stream.js';
 import { ensureFreeSpace, ioError, tempNameFor, type StatFs } from './fs-util.js';

@@ -1,9 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { FerryError, isAbortError } from '../errors.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
-import { type FileHashJob, finishVerification, OFFLOAD_MIN_BYTES, startFileHash } from '../util/file-hasher.js';
+import { type FileHashJob, finishVerification, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
+
 
 /** Received bytes waiting while a write is in flight are sent as one writev of up to this much. */
 const MAX_BATCH = 1 << 20;
@@ -32,7 +34,9 @@ export interface RegionWriteOptions {
  * whose digest is `expected.digest`. Other regions of the same file may be written concurrently.
  *
  * One write is in flight at a time per region; bytes that arrive meanwhile are batched into the
- * next writev. Hashing follows durable bytes only: inline for small blobs (each batch once its
+ * next writev, and the source is paused while a full batch waits. The source is read with 'data'
+ * events, not async iteration: measured 0.70 → 0.50 s of CPU per GiB received. Hashing follows
+ * durable bytes only: inline for small blobs (each batch once its
  * write completed, in order), on a worker thread reading the file back for large ones
  * (file-hasher.ts). So a retry after a broken stream resumes exactly at the durable count with a
  * hash state that covers exactly those bytes: nothing is read twice, nothing is staged.
@@ -67,14 +71,7 @@ export async function writeVerifiedRegion(
       try {
         signal?.throwIfAborted();
         src = await openAbortable(open, durable, signal);
-        let received = durable;
-        for await (const chunk of src as AsyncIterable<Buffer>) {
-          received += chunk.length;
-          if (received > expected.size) {
-            throw new FerryError('E_SIZE_MISMATCH', `${opts.what}: received more than the expected ${expected.size} bytes`);
-          }
-          await w.push(chunk);
-        }
+        await receive(src, w, durable, expected.size, opts.what);
         await w.drain();
         break;
       } catch (e) {
@@ -92,6 +89,34 @@ export async function writeVerifiedRegion(
     await finishVerification({ job: j, inline }, durable, expected, opts.what);
   } finally {
     job?.cancel();
+  }
+}
+
+/** Feeds `src` into the writer until it ends; pauses it while a full batch waits for the disk.
+ * Rejects on a source error, an early close, too many bytes, or a failed write. */
+async function receive(src: Readable, w: RegionWriter, start: number, size: number, what: string): Promise<void> {
+  let received = start;
+  const resume = () => src.resume();
+  src.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    let room: boolean;
+    try {
+      if (received > size) throw new FerryError('E_SIZE_MISMATCH', `${what}: received more than the expected ${size} bytes`);
+      room = w.offer(chunk);
+    } catch (e) {
+      src.destroy(e as Error);
+      return;
+    }
+    if (!room) {
+      src.pause();
+      w.whenRoom(resume);
+    }
+  });
+  w.onFailure = (e) => src.destroy(e as Error);
+  try {
+    await finished(src);
+  } finally {
+    w.onFailure = undefined;
   }
 }
 
@@ -130,6 +155,9 @@ function abortError(signal: AbortSignal): Error {
 /** Sequential positional writes of one region with batching; `durable` advances in order. */
 class RegionWriter {
   failure: unknown;
+  /** Told about a failed write at once, so the reader can stop its source. */
+  onFailure: ((e: unknown) => void) | undefined;
+  private room: (() => void) | undefined;
   private submitted: number;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -144,14 +172,25 @@ class RegionWriter {
     this.submitted = start;
   }
 
-  /** Queues a chunk; waits only when a full batch is already waiting behind the in-flight write. */
-  async push(chunk: Buffer): Promise<void> {
+  /** Queues a chunk; false when a full batch now waits behind the in-flight write (call
+   * whenRoom before offering more). */
+  offer(chunk: Buffer): boolean {
     this.check();
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     if (!this.inflight) this.kick();
-    while (this.inflight && this.pendingBytes >= MAX_BATCH) await this.inflight;
-    this.check();
+    return !(this.inflight && this.pendingBytes >= MAX_BATCH);
+  }
+
+  /** Calls `fn` once the waiting batch went to the disk (or a write failed). */
+  whenRoom(fn: () => void): void {
+    this.room = fn;
+  }
+
+  private wake(): void {
+    const fn = this.room;
+    this.room = undefined;
+    fn?.();
   }
 
   /** Everything queued is durable (or the first write error is thrown). */
@@ -171,6 +210,12 @@ class RegionWriter {
     if (this.failure !== undefined) throw this.failure;
   }
 
+  private fail(e: unknown): void {
+    this.failure = e;
+    this.onFailure?.(e);
+    this.wake();
+  }
+
   private kick(): void {
     if (this.pending.length === 0 || this.failure !== undefined) return;
     const bufs = this.pending;
@@ -185,14 +230,15 @@ class RegionWriter {
         try {
           this.onDurable(bufs, n);
         } catch (e) {
-          this.failure = e;
+          this.fail(e);
           return;
         }
-        this.kick();
+        this.kick(); // the waiting batch (if any) goes out now: there is room for the next
+        this.wake();
       },
       (e: unknown) => {
         this.inflight = undefined;
-        this.failure = e;
+        this.fail(e);
       },
     );
   }
