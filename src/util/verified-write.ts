@@ -6,7 +6,6 @@ import { FerryError, isAbortError } from '../errors.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
 import { type FileHashJob, finishVerification, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
 
-
 /** Received bytes waiting while a write is in flight are sent as one writev of up to this much. */
 const MAX_BATCH = 1 << 20;
 /** How often the tail hasher is told about new durable bytes. */
@@ -29,17 +28,19 @@ export interface RegionWriteOptions {
 }
 
 /**
- * Streams `open(offset)` into the region [base, base + expected.size) of an open, pre-sized file
- * with positional writes, and resolves only when the region holds exactly `expected.size` bytes
- * whose digest is `expected.digest`. Other regions of the same file may be written concurrently.
+ * Streams `open(offset)` into the region [base, base + expected.size) of an open file (an
+ * archive pre-sized to its final length, or a new blob file that grows) with positional writes,
+ * and resolves only when the region holds exactly `expected.size` bytes whose digest is
+ * `expected.digest`. Other regions of the same file may be written concurrently.
  *
  * One write is in flight at a time per region; bytes that arrive meanwhile are batched into the
  * next writev, and the source is paused while a full batch waits. The source is read with 'data'
  * events, not async iteration: measured 0.70 → 0.50 s of CPU per GiB received. Hashing follows
- * durable bytes only: inline for small blobs (each batch once its
- * write completed, in order), on a worker thread reading the file back for large ones
- * (file-hasher.ts). So a retry after a broken stream resumes exactly at the durable count with a
- * hash state that covers exactly those bytes: nothing is read twice, nothing is staged.
+ * durable bytes only: inline for small blobs (each batch once its write completed, in order), on
+ * a worker thread reading the file back for large ones (file-hasher.ts). So a retry after a
+ * broken stream resumes exactly at the durable count with a hash state that covers exactly those
+ * bytes: nothing is read twice, nothing is staged. `onReceived` fires when every byte is written,
+ * before the hash is finished, so the caller can start its next download.
  */
 export async function writeVerifiedRegion(
   fh: FileHandle,
@@ -121,7 +122,7 @@ async function receive(src: Readable, w: RegionWriter, start: number, size: numb
 }
 
 /** open() that gives up when the signal fires (a source may ignore the signal while connecting);
- * the stream is destroyed when the signal fires later, so iteration ends with an AbortError. */
+ * the stream is destroyed when the signal fires later, so reading ends with an AbortError. */
 async function openAbortable(open: (offset: number, signal?: AbortSignal) => Promise<Readable>, offset: number, signal: AbortSignal | undefined): Promise<Readable> {
   if (!signal) return open(offset);
   const opening = open(offset, signal);
