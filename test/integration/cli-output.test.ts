@@ -4,12 +4,12 @@
  * with --json), progress goes to stderr in the chosen mode (plain lines, NDJSON events, nothing
  * with --quiet), colour follows NO_COLOR/FORCE_COLOR, and help/usage errors behave.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import { seedImage, startMemRegistry, type MemRegistry, type SeedResult } from '../helpers/mem-registry.js';
+import { runInPty, shq } from '../helpers/pty.js';
 import { FERRY_BIN, runCli, type RunCliOptions } from '../helpers/run-cli.js';
 import { expectFailure, ferryOk, type PullDoc } from './support.js';
 
@@ -119,27 +119,9 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     reg.faults.push(fault);
     const target = out();
     const json = join(work.path, `tty-${n}.json`);
-    const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
-    const cmd = sizing + [process.execPath, FERRY_BIN, 'pull', '--plain-http', '--json', `${reg.host}/library/slow:v1`, '-o', target].map(q).join(' ') + ` > ${q(json)}`;
+    const cmd = sizing + [process.execPath, FERRY_BIN, 'pull', '--plain-http', '--json', `${reg.host}/library/slow:v1`, '-o', target].map(shq).join(' ') + ` > ${shq(json)}`;
     try {
-      const r = await new Promise<{ code: number | null; tty: string }>((resolve, reject) => {
-        // An isolated environment like runCli's, minus NO_COLOR and CI (ora draws nothing under CI).
-        const env = { PATH: process.env['PATH'], HOME: '/nonexistent-ferry-test-home', DOCKER_CONFIG: '/nonexistent-ferry-test-docker-config', TERM: 'xterm-256color' };
-        const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-        let tty = '';
-        const take = (d: string) => {
-          tty += d;
-          if (tty.length > 4 << 20) child.kill('SIGKILL'); // runaway output: fail, don't hang
-        };
-        child.stdout.setEncoding('utf8').on('data', take);
-        child.stderr.setEncoding('utf8').on('data', take);
-        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        child.on('error', reject).on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, tty });
-        });
-        child.stdin.end();
-      });
+      const r = await runInPty(cmd);
       expect(r.tty.length, 'runaway terminal output').toBeLessThan(1 << 20);
       expect(r.code, r.tty.slice(0, 2000)).toBe(0);
       expect(r.tty).toMatch(/\x1b\[\?25l/); // ora hides the cursor while it spins…
@@ -149,6 +131,32 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       const doc = readFileSync(json, 'utf8');
       expect(doc).not.toMatch(ESC);
       expect((JSON.parse(doc) as PullDoc).digest).toBe(slow.digest);
+    } finally {
+      reg.faults.splice(reg.faults.indexOf(fault), 1);
+    }
+  });
+
+  it('Ctrl-C on a terminal: the spinner ends with a red ✖ and the last counts, one "interrupted" line, the cursor back, exit 130, no file at the target', async () => {
+    requireBinary('script');
+    const fault = { match: { method: 'GET', path: /\/v2\/library\/slow\/blobs\// }, action: { kind: 'delay' as const, ms: 3000 } };
+    reg.faults.push(fault);
+    const target = out();
+    const cmd = `stty cols 100; ${[process.execPath, FERRY_BIN, 'pull', '--plain-http', `${reg.host}/library/slow:v1`, '-o', target].map(shq).join(' ')}`;
+    let typed = false;
+    try {
+      const r = await runInPty(cmd, (tty, type) => {
+        if (!typed && /pull: blobs \d\/3/.test(tty)) { // the spinner is up: the pull is under way
+          typed = true;
+          type('\x03');
+        }
+      });
+      expect(typed, r.tty).toBe(true);
+      expect(r.code, r.tty.slice(-2000)).toBe(130);
+      expect(r.tty).toMatch(/\x1b\[31m✖\x1b\[39m pull: blobs \d\/3 · /);
+      expect(r.tty).toContain('ferry: interrupted by SIGINT; partial output removed');
+      expect(r.tty.lastIndexOf('\x1b[?25h')).toBeGreaterThan(r.tty.lastIndexOf('\x1b[?25l'));
+      expect(existsSync(target)).toBe(false);
+      expect(readdirSync(dirname(target))).toEqual([]); // no temp file left beside it either
     } finally {
       reg.faults.splice(reg.faults.indexOf(fault), 1);
     }
