@@ -1,13 +1,10 @@
 /**
  * Random access to the files inside a tar archive without unpacking it.
  *
- * `TarIndex.open(path)` walks the archive's headers once with positional reads — read a 512-byte
- * header, note where its data starts and how long it is, jump to the next header — and never
- * reads file data. Understood: POSIX ustar (with the 155-byte name prefix), PAX extended headers
- * (`path`, `linkpath`, `size`; global headers are skipped), GNU long names and link names
- * (`././@LongLink`, types L/K), GNU base-256 sizes, old v7 directories (a trailing `/`),
- * directories, symlinks and hardlinks. Names are normalised (`./a//b/` → `a/b`, leading `/`
- * dropped); a later entry with the same name replaces an earlier one, as when extracting.
+ * `TarIndex.open(path)` walks the archive's headers once with positional reads and never reads
+ * file data (tar-scan.ts: ustar, PAX, GNU long names, base-256 sizes, links). Names are
+ * normalised (`./a//b/` → `a/b`, leading `/` dropped); a later entry with the same name replaces
+ * an earlier one, as when extracting.
  *
  * Lookups resolve links: hardlink targets are archive paths, symlink targets are relative to the
  * link's directory (absolute ones to the archive root), links in leading path components are
@@ -26,31 +23,16 @@
 import { createReadStream, createWriteStream, ReadStream, rmSync } from 'node:fs';
 import { mkdtemp, open as openFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { FerryError, isFerryError } from '../errors.js';
-import { checksumOk, cString, normalizeTarName, parseNumeric, parsePax } from './tar-fields.js';
+import { FerryError } from '../errors.js';
+import { normalizeTarName } from './tar-fields.js';
+import { badArchive, fileError, scanTar, type ScanSource, type TarEntry } from './tar-scan.js';
 
 export { normalizeTarName };
-
-export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'sparse' | 'other';
-
-/** One archive member, as recorded (links unresolved). */
-export interface TarEntry {
-  /** Normalised name: no `./` or leading `/`, no trailing `/`. */
-  readonly name: string;
-  readonly type: TarEntryType;
-  /** Offset of the member's data in the (decompressed) archive file. */
-  readonly offset: number;
-  /** Data size in bytes (0 for directories and links). */
-  readonly size: number;
-  /** Offset of the member's own header (the first of its extension headers, if any). */
-  readonly headerOffset: number;
-  /** Links: the normalised archive path the link points at (may start with `..` = outside). */
-  readonly target?: string;
-}
+export type { TarEntry, TarEntryType } from './tar-scan.js';
 
 /** A regular file found by `get()`: where its bytes are. `name` is after link resolution. */
 export interface TarFile {
@@ -65,8 +47,6 @@ export interface TarIndexOptions {
   tmpDir?: string;
 }
 
-const BLOCK = 512;
-const MAX_EXTENSION = 1024 * 1024; // PAX / GNU long-name data we are willing to read
 const MAX_LINK_HOPS = 40; // like Linux's ELOOP limit
 
 const GZIP_MAGIC = [0x1f, 0x8b];
@@ -75,8 +55,6 @@ const OTHER_COMPRESSION: Array<{ magic: number[]; name: string }> = [
   { magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], name: 'xz' },
   { magic: [0x42, 0x5a, 0x68], name: 'bzip2' },
 ];
-
-/** `./a//b/` → `a/b`; `/x` → `x`; `.` and `./` → ``. */
 
 function startsWith(buf: Uint8Array, magic: number[]): boolean {
   return buf.length >= magic.length && magic.every((b, i) => buf[i] === b);
@@ -102,7 +80,7 @@ function trackTemp(dir: string): void {
 }
 
 export class TarIndex {
-  private readonly entries = new Map<string, TarEntry>();
+  private entries = new Map<string, TarEntry>();
   private closed = false;
 
   private constructor(
@@ -128,7 +106,7 @@ export class TarIndex {
     }
     if (!startsWith(head, GZIP_MAGIC)) {
       const idx = new TarIndex(path, path, undefined, undefined);
-      await idx.scan(opts.signal);
+      idx.entries = await scanTar(idx.source(), opts.signal);
       return idx;
     }
     const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'ferry-gunzip-')).catch((e) => {
@@ -151,7 +129,7 @@ export class TarIndex {
       throw e;
     }
     try {
-      await idx.scan(opts.signal);
+      idx.entries = await scanTar(idx.source(), opts.signal);
     } catch (e) {
       await idx.close();
       throw e;
@@ -252,22 +230,12 @@ export class TarIndex {
     if (this.closed) throw new FerryError('E_INTERNAL', `${this.archive}: tar index used after close()`);
   }
 
-  private where(offset: number): string {
-    return `${this.archive} at offset ${offset}${this.compression ? ' of the decompressed stream' : ''}`;
-  }
-
-  private bad(offset: number, what: string): FerryError {
-    return new FerryError('E_BAD_ARCHIVE', `${this.where(offset)}: ${what}`, {
-      hint: offset === 0 ? 'is it a tar archive (docker save, skopeo copy … docker-archive:/oci-archive:)?' : 'the archive is truncated or corrupt; write it again',
-    });
+  private source(): ScanSource {
+    return { file: this.file, archive: this.archive, decompressed: this.compression !== undefined };
   }
 
   private ioError(e: unknown): unknown {
-    const code = (e as NodeJS.ErrnoException)?.code;
-    if (code === 'ENOENT') return new FerryError('E_NOT_FOUND', `no such file: ${this.archive}`, { cause: e });
-    if (code === 'EACCES' || code === 'EPERM') return new FerryError('E_IO', `permission denied: ${this.archive}`, { cause: e });
-    if (code && !isFerryError(e)) return new FerryError('E_IO', `${this.archive}: ${(e as Error).message}`, { cause: e });
-    return e;
+    return fileError(e, this.archive);
   }
 
   private async readAt(position: number, length: number, what: string): Promise<Buffer> {
@@ -280,7 +248,7 @@ export class TarIndex {
       let got = 0;
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-        if (bytesRead === 0) throw this.bad(position + got, `${what} ends early (the archive changed or was truncated after it was indexed)`);
+        if (bytesRead === 0) throw badArchive(this.source(), position + got, `${what} ends early (the archive changed or was truncated after it was indexed)`);
         got += bytesRead;
       }
       return buf;
@@ -317,135 +285,6 @@ export class TarIndex {
       path = next;
     }
   }
-
-  /** Walks every header once; see the file comment. */
-  private async scan(signal?: AbortSignal): Promise<void> {
-    const fh = await openFile(this.file, 'r').catch((e) => {
-      throw this.ioError(e);
-    });
-    try {
-      const fileSize = (await fh.stat()).size;
-      const header = Buffer.alloc(BLOCK);
-      let pos = 0;
-      // Pending overrides from extension headers, applied to the next real header.
-      let pax: Record<string, string> = {};
-      let longName: string | undefined;
-      let longLink: string | undefined;
-      let extStart: number | undefined;
-      let members = 0;
-
-      const readExact = async (buf: Buffer, at: number, len: number): Promise<number> => {
-        let got = 0;
-        while (got < len) {
-          const { bytesRead } = await fh.read(buf, got, len - got, at + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        return got;
-      };
-
-      for (;;) {
-        signal?.throwIfAborted();
-        if (pos >= fileSize) {
-          // EOF at a header boundary without the zero end blocks: tolerated (as Go's archive/tar
-          // does), unless an extension header promised another member.
-          if (extStart !== undefined) throw this.bad(pos, 'archive ends after an extended header, before the member it describes');
-          break;
-        }
-        const got = await readExact(header, pos, BLOCK);
-        if (got < BLOCK) {
-          if (header.subarray(0, got).every((b) => b === 0) && extStart === undefined && pos > 0) break;
-          throw this.bad(pos, `truncated tar header (${got} of ${BLOCK} bytes)`);
-        }
-        if (header.every((b) => b === 0)) {
-          if (extStart !== undefined) throw this.bad(pos, 'end-of-archive block right after an extended header');
-          break; // end of archive (an archive of nothing is valid, and simply has no entries)
-        }
-        if (!checksumOk(header)) {
-          throw this.bad(pos, members === 0 && extStart === undefined ? 'not a tar archive (bad header checksum)' : 'bad tar header checksum');
-        }
-        const flag = header[156] === 0 ? '0' : String.fromCharCode(header[156]!);
-        const rawSize = parseNumeric(header, 124, 12);
-        if (rawSize === undefined) throw this.bad(pos, 'invalid size field in tar header');
-        const headerOnly = '123456'.includes(flag);
-        let size = rawSize;
-        if (pax['size'] !== undefined && !'xgLK'.includes(flag)) {
-          if (!/^\d+$/.test(pax['size']) || !Number.isSafeInteger(Number(pax['size']))) throw this.bad(pos, `invalid PAX size ${JSON.stringify(pax['size'])}`);
-          size = Number(pax['size']);
-        }
-        const dataOffset = pos + BLOCK;
-        const dataSize = headerOnly ? 0 : size;
-        const next = dataOffset + Math.ceil(dataSize / BLOCK) * BLOCK;
-        if (dataOffset + dataSize > fileSize) {
-          throw this.bad(pos, `truncated: member needs ${dataSize} bytes of data at offset ${dataOffset}, but the archive ends at ${fileSize}`);
-        }
-
-        if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-          if (dataSize > MAX_EXTENSION) throw this.bad(pos, `extended header of ${dataSize} bytes is over the ${MAX_EXTENSION}-byte limit`);
-          const data = Buffer.alloc(dataSize);
-          if ((await readExact(data, dataOffset, dataSize)) < dataSize) throw this.bad(dataOffset, 'truncated extended header');
-          extStart ??= pos;
-          if (flag === 'x') {
-            const recs = parsePax(data);
-            if (!recs) throw this.bad(pos, 'malformed PAX extended header');
-            pax = { ...pax, ...recs };
-          } else if (flag === 'L') {
-            longName = cString(data, 0, data.length);
-          } else if (flag === 'K') {
-            longLink = cString(data, 0, data.length);
-          } else {
-            extStart = undefined; // a global header describes no particular member
-          }
-          pos = next;
-          continue;
-        }
-
-        const ustar = header.toString('latin1', 257, 263) === 'ustar\0';
-        let name = cString(header, 0, 100);
-        if (ustar) {
-          const prefix = cString(header, 345, 155);
-          if (prefix) name = `${prefix}/${name}`;
-        }
-        name = pax['path'] ?? longName ?? name;
-        const linkRaw = pax['linkpath'] ?? longLink ?? cString(header, 157, 100);
-        const gnuSparse = flag === 'S' || Object.keys(pax).some((k) => k.startsWith('GNU.sparse.'));
-
-        let type: TarEntryType;
-        if (gnuSparse) type = 'sparse';
-        else if (flag === '5' || ((flag === '0' || flag === '7') && name.endsWith('/'))) type = 'directory';
-        else if (flag === '0' || flag === '7') type = 'file';
-        else if (flag === '1') type = 'hardlink';
-        else if (flag === '2') type = 'symlink';
-        else type = 'other';
-
-        const norm = normalizeTarName(name);
-        let target: string | undefined;
-        if (type === 'hardlink') target = normalizeLinkTarget(linkRaw, '');
-        else if (type === 'symlink') target = normalizeLinkTarget(linkRaw, posix.dirname(norm === '' ? '.' : norm));
-
-        if (norm !== '') {
-          this.entries.delete(norm); // a later member replaces an earlier one, and takes its place in order
-          this.entries.set(norm, { name: norm, type, offset: dataOffset, size: dataSize, headerOffset: extStart ?? pos, ...(target !== undefined ? { target } : {}) });
-        }
-        members++;
-        pax = {};
-        longName = undefined;
-        longLink = undefined;
-        extStart = undefined;
-        pos = next;
-      }
-    } finally {
-      await fh.close();
-    }
-  }
-}
-
-/** Absolute targets are relative to the archive root; relative ones to `dir`. */
-function normalizeLinkTarget(target: string, dir: string): string {
-  if (target.startsWith('/')) return normalizeTarName(target);
-  const joined = posix.normalize(posix.join(dir === '.' ? '' : dir, target));
-  if (joined === '..' || joined.startsWith('../')) return joined;
-  return normalizeTarName(joined);
 }
 
 function isOutside(p: string): boolean {
@@ -453,15 +292,9 @@ function isOutside(p: string): boolean {
 }
 
 async function readHead(path: string, n: number): Promise<Buffer> {
-  let fh;
-  try {
-    fh = await openFile(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new FerryError('E_NOT_FOUND', `no such file: ${path}`, { cause: e });
-    if (code === 'EACCES' || code === 'EPERM') throw new FerryError('E_IO', `permission denied: ${path}`, { cause: e });
-    throw new FerryError('E_IO', `${path}: ${(e as Error).message}`, { cause: e });
-  }
+  const fh = await openFile(path, 'r').catch((e: unknown) => {
+    throw fileError(e, path);
+  });
   try {
     if ((await fh.stat()).isDirectory()) throw new FerryError('E_BAD_ARCHIVE', `${path} is a directory, not an archive`, { hint: 'an OCI layout directory is read with oci:PATH' });
     const buf = Buffer.alloc(n);
