@@ -1,18 +1,10 @@
 import { open as openFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
-import { writeVerifiedRegion } from './verified-write.js';
+import { type RegionWriteOptions, writeVerifiedRegion } from './verified-write.js';
 
-export interface VerifiedWriteOptions {
-  signal?: AbortSignal;
-  onProgress?: (delta: number) => void;
-  /** Attempts for a stream that breaks mid-way (each resumes at the written offset). */
-  attempts?: number;
-  isRetryable?: (e: unknown) => boolean;
-  /** Every byte arrived and is written; only the fsync and the end of the hash are left. */
-  onReceived?: () => void;
-  what: string;
-}
+/** The region writer's options, less the path (it is `tmpPath`). */
+export type VerifiedWriteOptions = Omit<RegionWriteOptions, 'path'>;
 
 /**
  * Streams `open(offset)` into a new file `tmpPath` and resolves only when it holds exactly
