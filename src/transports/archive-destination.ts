@@ -7,6 +7,7 @@ import type { Digest } from '../oci/digest.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
 import { type ImageArchiveFormat, planImageArchive } from '../archive/image-archive.js';
 import { writeAt, writeVerifiedRegion } from '../util/verified-write.js';
+import { WriteBehind } from '../util/write-behind.js';
 import { layoutTar } from '../archive/tar-layout.js';
 import { verifyBytes } from '../util/verify-stream.js';
 import { ensureFreeSpace, ioError, tempNameFor, type StatFs } from './fs-util.js';
@@ -33,9 +34,10 @@ interface Slot {
  * every small file whose bytes are known (oci-layout, index.json, manifest.json, repositories,
  * manifests). Each putBlob then streams straight to its data offset with positional writes,
  * concurrently with other blobs, verifying size and digest as it goes and resuming at the durable
- * offset after a retryable network error. commit() checks that every blob arrived, fsyncs and
- * renames the temp file over the target; until then an existing target is untouched. close()
- * without commit (failure, abort, SIGINT) removes the temp file; a process exit removes it too.
+ * offset after a retryable network error; writeback starts as they go (write-behind.ts).
+ * commit() checks that every blob arrived, fsyncs and renames the temp file over the target;
+ * until then an existing target is untouched. close() without commit (failure, abort, SIGINT)
+ * removes the temp file; a process exit removes it too.
  */
 export class ImageArchiveDestination implements ImageDestination {
   readonly description: string;
@@ -45,6 +47,7 @@ export class ImageArchiveDestination implements ImageDestination {
   private readonly active = new Set<Promise<void>>();
   private readonly closing = new AbortController();
   private fh: FileHandle | undefined;
+  private writeBehind: WriteBehind | undefined;
   private tmp: string | undefined;
   private state: 'new' | 'prepared' | 'committed' | 'closed' = 'new';
 
@@ -77,6 +80,7 @@ export class ImageArchiveDestination implements ImageDestination {
     installExitHook();
     try {
       await this.fh.truncate(layout.size);
+      this.writeBehind = new WriteBehind(this.fh);
       for (const l of layout.entries) {
         const e = l.entry;
         if (e.kind === 'blob' || e.kind === 'manifest') {
@@ -113,6 +117,7 @@ export class ImageArchiveDestination implements ImageDestination {
     const run = writeVerifiedRegion(fh, slot.dataOffset, { digest: d.digest, size: d.size }, (offset, s) => src.open(offset, s), {
       path: this.tmp, signal, what: `blob ${d.digest}`, isRetryable: isRetryableNetworkError,
       writeError: (e) => ioError(e, this.target),
+      ...(this.writeBehind ? { writeBehind: this.writeBehind } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.onReceived ? { onReceived: opts.onReceived } : {}),
     });
@@ -147,6 +152,7 @@ export class ImageArchiveDestination implements ImageDestination {
     }
     signal?.throwIfAborted();
     try {
+      await this.writeBehind?.finish();
       await fh.sync();
       this.fh = undefined;
       await fh.close();
@@ -167,6 +173,7 @@ export class ImageArchiveDestination implements ImageDestination {
     await Promise.allSettled([...this.active]);
     const fh = this.fh;
     this.fh = undefined;
+    await this.writeBehind?.finish().catch(() => {});
     await fh?.close().catch(() => {});
     if (this.tmp && !committed) {
       await rm(this.tmp, { force: true }).catch(() => {});

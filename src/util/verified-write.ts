@@ -5,6 +5,7 @@ import { finished } from 'node:stream/promises';
 import { FerryError, isAbortError } from '../errors.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
 import { type FileHashJob, finishVerification, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
+import type { WriteBehind } from './write-behind.js';
 
 /** Received bytes waiting while a write is in flight are sent as one writev of up to this much. */
 const MAX_BATCH = 1 << 20;
@@ -24,6 +25,8 @@ export interface RegionWriteOptions {
   writeError?: (e: unknown) => unknown;
   /** Every byte arrived and is written; only the end of the hash is left. */
   onReceived?: () => void;
+  /** Told about every completed write, to start writeback early (write-behind.ts). */
+  writeBehind?: WriteBehind;
   what: string;
 }
 
@@ -59,6 +62,7 @@ export async function writeVerifiedRegion(
   const onDurable = (bufs: Buffer[], n: number): void => {
     if (inline) for (const b of bufs) inline.update(b);
     durable += n;
+    opts.writeBehind?.wrote(n);
     opts.onProgress?.(n);
     if (job && durable - advancedAt >= ADVANCE_EVERY) {
       advancedAt = durable;
