@@ -25,8 +25,11 @@ if (!existsSync(join(root, 'node_modules')) || mtime(stamp) < mtime(join(root, '
   process.stderr.write('ferry: installing dependencies…\n');
   run(npm, [existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund']);
 }
-const marker = join(root, 'dist', 'cli', 'main.js');
-if (mtime(marker) < Math.max(newest(join(root, 'src')), mtime(join(root, 'tsconfig.json')))) {
+// dist/ferry.mjs (the bundle bin/ferry loads) is written last, so it marks a complete build.
+const marker = join(root, 'dist', 'ferry.mjs');
+const inputs = [newest(join(root, 'src')), mtime(join(root, 'tsconfig.json')), mtime(join(root, 'scripts', 'bundle.mjs')), mtime(join(root, 'package.json'))];
+if (mtime(marker) < Math.max(...inputs)) {
   process.stderr.write('ferry: building…\n');
   run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  run(process.execPath, [join(root, 'scripts', 'bundle.mjs')]);
 }

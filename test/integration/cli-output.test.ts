@@ -4,8 +4,9 @@
  * with --json), progress goes to stderr in the chosen mode (plain lines, NDJSON events, nothing
  * with --quiet), colour follows NO_COLOR/FORCE_COLOR, and help/usage errors behave.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import { seedImage, startMemRegistry, type MemRegistry, type SeedResult } from '../helpers/mem-registry.js';
@@ -167,6 +168,23 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     const m = /^debug: exit 0; peak RSS (\d+) MiB; CPU \d+\.\d\d s user \+ \d+\.\d\d s system$/m.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
     expect(Number(m![1])).toBeLessThan(85);
+  });
+
+  it('bin/ferry runs the one-file bundle: an inspect loads dist/ferry.mjs and no other module of ferry\'s, and not undici\'s index', async () => {
+    // An ESM load hook lists every module file loaded; a CommonJS preload lists require()d files.
+    const hook = join(work.path, 'hook.mjs');
+    const probe = join(work.path, 'probe.cjs');
+    writeFileSync(hook, "export async function load(url, ctx, next) { process.stderr.write('@@esm ' + url + '\\n'); return next(url, ctx); }\n");
+    writeFileSync(probe, "process.on('exit', () => process.stderr.write('@@cjs ' + JSON.stringify(Object.keys(require('node:module')._cache)) + '\\n'));\n");
+    const r = await ferryOk(['inspect', '--plain-http', `${reg.host}/library/app:v1`], { env: { NODE_OPTIONS: `--no-warnings --experimental-loader ${pathToFileURL(hook).href} --require ${probe}` } });
+    const esm = [...r.stderr.matchAll(/^@@esm (file:\S+)$/gm)].map((m) => fileURLToPath(m[1]!));
+    const root = dirname(dirname(FERRY_BIN));
+    const ours = esm.filter((f) => f.startsWith(root) && !f.includes(`${sep}node_modules${sep}`));
+    expect(ours.map((f) => relative(root, f)).sort()).toEqual([join('bin', 'ferry'), join('dist', 'ferry.mjs')]);
+    const cjs = JSON.parse(/^@@cjs (.*)$/m.exec(r.stderr)![1]!) as string[];
+    expect(cjs.some((f) => f.endsWith(join('undici', 'lib', 'dispatcher', 'agent.js')))).toBe(true);
+    expect(cjs.some((f) => f.endsWith(join('undici', 'index.js')))).toBe(false);
+    expect(cjs.filter((f) => f !== probe && f.startsWith(root) && !f.includes(`${sep}node_modules${sep}`))).toEqual([]);
   });
 
   it('NO_COLOR=1: no escape codes anywhere, even with FORCE_COLOR', async () => {
