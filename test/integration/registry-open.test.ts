@@ -270,11 +270,12 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     expect(existsSync(join(work.path, 's390x', 'index.json'))).toBe(false);
   });
 
-  it('--debug adds a stack trace and the error code; without it there is none', async () => {
+  it('--debug adds a stack trace (mapped from the minified bundle back to src/*.ts) and the error code; without it there is none', async () => {
     const r = await runCli(['--debug', 'inspect', `${app}:nope`]);
     expect(r.code).toBe(4);
     expect(r.stderr).toContain('code: E_NOT_FOUND');
-    expect(r.stderr).toMatch(/^\s+at /m);
+    expect(r.stderr).toMatch(/^\s+at .*[/\\]src[/\\]registry[/\\]client\.ts:\d+:\d+\)$/m);
+    expect(r.stderr).not.toMatch(/ferry\.mjs:\d+/);
     expect(r.stderr).toMatch(/^debug: → (GET|HEAD) https?:\/\/127\.0\.0\.1:\d+\/v2\//m);
   });
 });
