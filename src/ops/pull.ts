@@ -5,6 +5,7 @@ import { hostPlatform, type Platform } from '../oci/platform.js';
 import type { ImageReference } from '../ref/index.js';
 import { formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
 import type { ImageNames } from '../transports/types.js';
+import { prewarmFileHashers } from '../util/file-hasher.js';
 import { type OpContext, withSession } from './context.js';
 
 export type OutputFormat = 'docker-archive' | 'oci-archive' | 'oci';
@@ -53,6 +54,8 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
   if (refs.length > 1 && ((dst.transport === 'docker-archive' && dst.ref) || ((dst.transport === 'oci' || dst.transport === 'oci-archive') && dst.tag))) {
     throw new FerryError('E_USAGE', `${formatLocation(dst)} names one image, but ${refs.length} references were given`, { hint: 'drop the name from the destination; each image keeps its own reference' });
   }
+  // Layers are hashed on worker threads (util/file-hasher.ts); boot them while the image resolves.
+  prewarmFileHashers();
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
     const results = await copyImages(

@@ -59,27 +59,35 @@ class HasherPool {
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
   private active = 0;
+  private readonly size = Math.max(1, Math.min(2, availableParallelism() - 1));
+
+  /** Boots every worker now; they stay unreferenced (they hold no exit up) until a job starts. */
+  prewarm(): void {
+    while (this.workers.length < this.size) this.spawn().unref();
+  }
 
   private worker(): Worker {
-    const size = Math.max(1, Math.min(2, availableParallelism() - 1));
-    if (this.workers.length < size) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
-      w.on('message', (m: { id: number; digest?: string; error?: string }) => {
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        this.pending.delete(m.id);
-        this.release();
-        if (m.error !== undefined) p.reject(new Error(m.error));
-        else p.resolve(m.digest!);
-      });
-      w.on('error', (e) => {
-        for (const p of this.pending.values()) p.reject(e);
-        this.pending.clear();
-      });
-      this.workers.push(w);
-    }
+    if (this.workers.length < this.size) this.spawn();
     const w = this.workers[this.next++ % this.workers.length]!;
     w.ref();
+    return w;
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
+    w.on('message', (m: { id: number; digest?: string; error?: string }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      this.release();
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve(m.digest!);
+    });
+    w.on('error', (e) => {
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    });
+    this.workers.push(w);
     return w;
   }
 
@@ -127,6 +135,17 @@ let pool: HasherPool | undefined;
 
 /** Blobs smaller than this are hashed inline: a worker round trip costs more than it saves. */
 export const OFFLOAD_MIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Boots the hash workers ahead of need, for commands that will write large blobs: a worker takes
+ * ~25 ms to start, on another core while the main thread resolves the image. Started after
+ * undici is loaded (http/undici-agent.ts sets a V8 flag then, which voids node's code cache for
+ * built-ins), the same worker took ~50 ms.
+ */
+export function prewarmFileHashers(): void {
+  pool ??= new HasherPool();
+  pool.prewarm();
+}
 
 export function startFileHash(path: string, base: number, alg: DigestAlgorithm): FileHashJob {
   pool ??= new HasherPool();
