@@ -21,7 +21,10 @@ export async function startRegistry(dir) {
   const cfg = join(dir, 'registry.yml');
   writeFileSync(cfg, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: ${join(dir, 'storage')}}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
   const child = spawn('docker-registry', ['serve', cfg], { stdio: 'ignore' });
-  const stop = () => child.kill('SIGKILL');
+  const stop = () => {
+    process.removeListener('exit', stop);
+    child.kill('SIGKILL');
+  };
   process.on('exit', stop);
   for (let i = 0; i < 150; i++) {
     try { if ((await fetch(`http://127.0.0.1:${port}/v2/`)).status === 200) return { host: `127.0.0.1:${port}`, stop }; } catch {}

@@ -57,11 +57,13 @@ function record(image, scenario, results, ceilingName) {
  * run comes first, and every tool here fsyncs what it writes (measured: first-round pulls up to
  * 1.4 s slower). Not timed. */
 const settle = () => spawnSync('sync', { stdio: 'ignore' });
-/** Runs each tool once per round, interleaved, so drift hits all tools alike. */
+/** Runs each tool once per round, interleaved, so drift hits all tools alike; the order rotates
+ * every round, so no tool always runs right after the same other one (and its deleted output). */
 async function rounds(tools, { before } = {}) {
   const results = Object.fromEntries(Object.keys(tools).map((k) => [k, []]));
+  const entries = Object.entries(tools);
   for (let i = 0; i < runs; i++) {
-    for (const [name, fn] of Object.entries(tools)) {
+    for (const [name, fn] of [...entries.slice(i % entries.length), ...entries.slice(0, i % entries.length)]) {
       const ctx = before ? await before(name) : {};
       settle();
       const r = await fn(ctx);
