@@ -29,7 +29,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { FerryError } from '../errors.js';
 import { normalizeTarName } from './tar-fields.js';
-import { badArchive, fileError, scanTar, type ScanSource, type TarEntry } from './tar-scan.js';
+import { ioError } from '../util/fs-errors.js';
+import { badArchive, scanTar, type ScanSource, type TarEntry } from './tar-scan.js';
 
 export { normalizeTarName };
 export type { TarEntry, TarEntryType } from './tar-scan.js';
@@ -192,7 +193,7 @@ export class TarIndex {
         };
         const onError = (e: Error): void => {
           s.off('ready', onReady);
-          reject(this.ioError(e));
+          reject(this.fsError(e));
         };
         s.once('ready', onReady).once('error', onError);
       });
@@ -234,15 +235,15 @@ export class TarIndex {
     return { file: this.file, archive: this.archive, decompressed: this.compression !== undefined };
   }
 
-  private ioError(e: unknown): unknown {
-    return fileError(e, this.archive);
+  private fsError(e: unknown): unknown {
+    return ioError(e, this.archive);
   }
 
   private async readAt(position: number, length: number, what: string): Promise<Buffer> {
     const buf = Buffer.alloc(length);
     if (length === 0) return buf;
     const fh = await openFile(this.file, 'r').catch((e) => {
-      throw this.ioError(e);
+      throw this.fsError(e);
     });
     try {
       let got = 0;
@@ -293,7 +294,7 @@ function isOutside(p: string): boolean {
 
 async function readHead(path: string, n: number): Promise<Buffer> {
   const fh = await openFile(path, 'r').catch((e: unknown) => {
-    throw fileError(e, path);
+    throw ioError(e, path);
   });
   try {
     if ((await fh.stat()).isDirectory()) throw new FerryError('E_BAD_ARCHIVE', `${path} is a directory, not an archive`, { hint: 'an OCI layout directory is read with oci:PATH' });

@@ -8,7 +8,8 @@
  */
 import { open as openFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { FerryError, isFerryError } from '../errors.js';
+import { FerryError } from '../errors.js';
+import { ioError } from '../util/fs-errors.js';
 import { checksumOk, cString, normalizeTarName, parseNumeric, parsePax } from './tar-fields.js';
 
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'sparse' | 'other';
@@ -40,15 +41,6 @@ export interface ScanSource {
 const BLOCK = 512;
 const MAX_EXTENSION = 1024 * 1024; // PAX / GNU long-name data we are willing to read
 
-/** A file-system failure on `path` as a FerryError (FerryErrors pass through). */
-export function fileError(e: unknown, path: string): unknown {
-  const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return new FerryError('E_NOT_FOUND', `no such file: ${path}`, { cause: e });
-  if (code === 'EACCES' || code === 'EPERM') return new FerryError('E_IO', `permission denied: ${path}`, { cause: e });
-  if (code && !isFerryError(e)) return new FerryError('E_IO', `${path}: ${(e as Error).message}`, { cause: e });
-  return e;
-}
-
 /** E_BAD_ARCHIVE naming the archive and the byte offset. */
 export function badArchive(src: ScanSource, offset: number, what: string): FerryError {
   return new FerryError('E_BAD_ARCHIVE', `${src.archive} at offset ${offset}${src.decompressed ? ' of the decompressed stream' : ''}: ${what}`, {
@@ -61,7 +53,7 @@ export async function scanTar(src: ScanSource, signal?: AbortSignal): Promise<Ma
   const entries = new Map<string, TarEntry>();
   const bad = (offset: number, what: string) => badArchive(src, offset, what);
   const fh = await openFile(src.file, 'r').catch((e) => {
-    throw fileError(e, src.archive);
+    throw ioError(e, src.archive);
   });
   try {
     const fileSize = (await fh.stat()).size;

@@ -10,7 +10,8 @@ import { writeAt, writeVerifiedRegion } from '../util/verified-write.js';
 import { WriteBehind } from '../util/write-behind.js';
 import { layoutTar } from '../archive/tar-layout.js';
 import { verifyBytes } from '../util/verify-stream.js';
-import { ensureFreeSpace, ioError, tempNameFor, type StatFs } from './fs-util.js';
+import { ioError } from '../util/fs-errors.js';
+import { ensureFreeSpace, tempNameFor, type StatFs } from './fs-util.js';
 import type { BlobReader, ImageDestination, ImageNames, PutBlobOptions, TransferPlan } from './types.js';
 
 export interface ArchiveDestinationOptions {

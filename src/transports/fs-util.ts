@@ -3,6 +3,7 @@ import { open, rename, rm, writeFile, readFile, stat, mkdir, statfs } from 'node
 import { dirname, join, basename } from 'node:path';
 import { FerryError } from '../errors.js';
 import { formatBytes } from '../util/format.js';
+import { ioError } from '../util/fs-errors.js';
 
 /** A temp name beside `target` (same filesystem, so the final rename is atomic). */
 export function tempNameFor(target: string): string {
@@ -52,17 +53,6 @@ export async function ensureDir(path: string): Promise<void> {
   } catch (e) {
     throw ioError(e, path);
   }
-}
-
-/** Maps filesystem errors to FerryErrors that name the path (ENOSPC → E_NO_SPACE). */
-export function ioError(e: unknown, path: string): unknown {
-  const code = (e as NodeJS.ErrnoException)?.code;
-  if (!code || (e as { name?: string }).name === 'FerryError') return e;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new FerryError('E_NO_SPACE', `no space left writing ${path}`, { cause: e, hint: 'free some disk space or choose another output directory' });
-  if (code === 'EACCES' || code === 'EPERM') return new FerryError('E_IO', `permission denied: ${path}`, { cause: e });
-  if (code === 'ENOENT') return new FerryError('E_NOT_FOUND', `no such file or directory: ${path}`, { cause: e });
-  if (code === 'ENOTDIR' || code === 'EISDIR') return new FerryError('E_IO', `${path}: ${code === 'EISDIR' ? 'is a directory' : 'not a directory'}`, { cause: e });
-  return new FerryError('E_IO', `${path}: ${(e as Error).message}`, { cause: e });
 }
 
 export type StatFs = (dir: string) => Promise<{ bavail: number; bsize: number }>;

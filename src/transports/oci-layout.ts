@@ -11,7 +11,8 @@ import { readBounded } from '../util/bounded.js';
 import { verifyBytes, } from '../util/verify-stream.js';
 import { writeVerifiedFile } from '../util/verified-file.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
-import { ensureDir, ensureFreeSpace, fileSize, ioError, readJsonFile, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
+import { ioError } from '../util/fs-errors.js';
+import { ensureDir, ensureFreeSpace, fileSize, readJsonFile, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
 import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions, TransferPlan } from './types.js';
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
