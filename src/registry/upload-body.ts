@@ -7,6 +7,7 @@ import type { Hash } from 'node:crypto';
 import { finished, Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import { checkDigest } from '../util/verify-stream.js';
 
 /** Reports progress by absolute position, so retried or resumed ranges are not counted twice. */
 export function progressReporter(onProgress: ((delta: number) => void) | undefined): (position: number) => void {
@@ -107,9 +108,10 @@ class SliceBody extends Readable {
       return;
     }
     if (o.verify) {
-      const actual = `${o.verify.digest.slice(0, o.verify.digest.indexOf(':'))}:${o.verify.hash.digest('hex')}`;
-      if (actual !== o.verify.digest) {
-        this.destroy(new FerryError('E_DIGEST_MISMATCH', `${o.what}: the source's content digest is ${actual}`));
+      try {
+        checkDigest(o.verify.hash.digest('hex'), o.verify, o.what);
+      } catch (e) {
+        this.destroy(e as Error);
         return;
       }
     }

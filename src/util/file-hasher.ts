@@ -1,8 +1,6 @@
-import type { Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { FerryError } from '../errors.js';
-import type { Digest, DigestAlgorithm } from '../oci/digest.js';
+import type { DigestAlgorithm } from '../oci/digest.js';
 
 /**
  * Hashes files while they are being written, on worker threads. A job follows a file region as
@@ -150,23 +148,4 @@ export function prewarmFileHashers(): void {
 export function startFileHash(path: string, base: number, alg: DigestAlgorithm): FileHashJob {
   pool ??= new HasherPool();
   return pool.start(path, base, alg);
-}
-
-/**
- * The last step of every verified write: `size` bytes arrived, the hash (a worker job or an
- * inline hash) must equal `expected`. E_SIZE_MISMATCH / E_DIGEST_MISMATCH otherwise.
- */
-export async function finishVerification(
-  hash: { job?: FileHashJob | undefined; inline?: Hash | undefined },
-  size: number,
-  expected: { digest: Digest; size: number },
-  what: string,
-): Promise<void> {
-  if (size !== expected.size) {
-    hash.job?.cancel(); // release the worker's file and its keep-alive reference
-    throw new FerryError('E_SIZE_MISMATCH', `${what}: received ${size} bytes, expected ${expected.size}`);
-  }
-  const hex = hash.job ? await hash.job.finish(size) : hash.inline!.digest('hex');
-  const got = `${expected.digest.slice(0, expected.digest.indexOf(':'))}:${hex}`;
-  if (got !== expected.digest) throw new FerryError('E_DIGEST_MISMATCH', `${what}: content digest ${got} does not match ${expected.digest}`);
 }

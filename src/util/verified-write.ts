@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { FerryError, isAbortError } from '../errors.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
-import { type FileHashJob, finishVerification, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
+import { type FileHashJob, OFFLOAD_MIN_BYTES, startFileHash } from './file-hasher.js';
+import { checkDigest, checkSize } from './verify-stream.js';
 import type { WriteBehind } from './write-behind.js';
 
 /** Received bytes waiting while a write is in flight are sent as one writev of up to this much. */
@@ -89,9 +90,10 @@ export async function writeVerifiedRegion(
       }
     }
     opts.onReceived?.();
+    checkSize(durable, expected, opts.what); // a source that ended early (the worker job is cancelled below)
     const j = job;
     job = undefined; // finished (or failed) here: nothing left to cancel
-    await finishVerification({ job: j, inline }, durable, expected, opts.what);
+    checkDigest(j ? await j.finish(durable) : inline!.digest('hex'), expected, opts.what);
   } finally {
     job?.cancel();
   }

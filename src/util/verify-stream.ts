@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { FerryError } from '../errors.js';
-import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
+import { type Digest, digestAlgorithm, hashAlgorithmFor } from '../oci/digest.js';
 
 /**
  * A pass-through that hashes every byte and counts them. It fails the stream (so a pipeline
@@ -34,13 +34,11 @@ export class VerifyStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.count !== this.expected.size) {
-      cb(new FerryError('E_SIZE_MISMATCH', `${this.what}: received ${this.count} bytes, expected ${this.expected.size}`));
-      return;
-    }
-    const got = `${this.expected.digest.slice(0, this.expected.digest.indexOf(':'))}:${this.hash.digest('hex')}`;
-    if (got !== this.expected.digest) {
-      cb(new FerryError('E_DIGEST_MISMATCH', `${this.what}: content digest ${got} does not match ${this.expected.digest}`));
+    try {
+      checkSize(this.count, this.expected, this.what);
+      checkDigest(this.hash.digest('hex'), this.expected, this.what);
+    } catch (e) {
+      cb(e as Error);
       return;
     }
     cb();
@@ -53,12 +51,17 @@ export class VerifyStream extends Transform {
 
 /** Checks an in-memory body against a descriptor (size first, then digest). */
 export function verifyBytes(bytes: Uint8Array, expected: { digest: Digest; size?: number }, what: string): void {
-  if (expected.size !== undefined && bytes.byteLength !== expected.size) {
-    throw new FerryError('E_SIZE_MISMATCH', `${what}: got ${bytes.byteLength} bytes, expected ${expected.size}`);
-  }
-  const alg = hashAlgorithmFor(expected.digest);
-  const got = `${alg}:${createHash(alg).update(bytes).digest('hex')}`;
-  if (got !== expected.digest) {
-    throw new FerryError('E_DIGEST_MISMATCH', `${what}: content digest ${got} does not match ${expected.digest}`);
-  }
+  if (expected.size !== undefined) checkSize(bytes.byteLength, { size: expected.size }, what);
+  checkDigest(createHash(hashAlgorithmFor(expected.digest)).update(bytes).digest('hex'), expected, what);
+}
+
+/** E_SIZE_MISMATCH unless exactly `expected.size` bytes arrived. */
+export function checkSize(count: number, expected: { size: number }, what: string): void {
+  if (count !== expected.size) throw new FerryError('E_SIZE_MISMATCH', `${what}: received ${count} bytes, expected ${expected.size}`);
+}
+
+/** E_DIGEST_MISMATCH unless `hex`, a hash in the expected digest's algorithm, is that digest. */
+export function checkDigest(hex: string, expected: { digest: Digest }, what: string): void {
+  const got = `${digestAlgorithm(expected.digest)}:${hex}`;
+  if (got !== expected.digest) throw new FerryError('E_DIGEST_MISMATCH', `${what}: content digest ${got} does not match ${expected.digest}`);
 }
