@@ -13,7 +13,7 @@ import { parseManifest } from '../oci/manifest.js';
 import { MT } from '../oci/media-types.js';
 import { mapLimit } from '../util/concurrency.js';
 import { VerifyStream } from '../util/verify-stream.js';
-import type { ImageSource } from '../transports/types.js';
+import type { ImageSource, SourceOrigin } from '../transports/types.js';
 
 const UNCOMPRESSED: Record<string, string> = {
   [MT.ociLayer]: MT.ociLayerGzip,
@@ -39,6 +39,7 @@ export interface CompressionReport {
  */
 export class CompressingSource implements ImageSource {
   readonly description: string;
+  readonly origin: SourceOrigin | undefined;
   private rewritten: { descriptor: Descriptor; bytes: Uint8Array } | undefined;
   private readonly files = new Map<string, string>();
   private dir: string | undefined;
@@ -46,6 +47,7 @@ export class CompressingSource implements ImageSource {
 
   constructor(private readonly inner: ImageSource, private readonly jobs: number) {
     this.description = inner.description;
+    this.origin = inner.origin;
   }
 
   async resolve(signal?: AbortSignal): Promise<Descriptor> {

@@ -1,10 +1,10 @@
-import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestOf } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
-import { choosePlatform, formatPlatform, type Platform } from '../oci/platform.js';
+import type { Platform } from '../oci/platform.js';
+import { checkImagePlatform, pickPlatform, readConfig } from './platform-select.js';
 import type { Readable } from 'node:stream';
-import type { ImageSource } from '../transports/types.js';
+import type { ImageSource, SourceOrigin } from '../transports/types.js';
 
 /**
  * Wraps a source whose root is an index so that it presents a NEW index holding only the wanted
@@ -14,26 +14,27 @@ import type { ImageSource } from '../transports/types.js';
  */
 export class PlatformSubsetSource implements ImageSource {
   readonly description: string;
+  readonly origin: SourceOrigin | undefined;
   private index: { descriptor: Descriptor; bytes: Uint8Array } | undefined;
   changed: { from: Descriptor; to: Descriptor } | undefined;
 
   constructor(private readonly inner: ImageSource, private readonly wanted: Platform[]) {
     this.description = inner.description;
+    this.origin = inner.origin;
   }
 
   async resolve(signal?: AbortSignal): Promise<Descriptor> {
     const root = await this.inner.resolve(signal);
     const bytes = await this.inner.fetchManifest(root, signal);
     const m = parseManifest(bytes, root.mediaType, `manifest of ${this.inner.description}`);
-    if (m.kind !== 'index') return root; // a single image has no platforms to choose from
+    if (m.kind !== 'index') {
+      // A single image has no platforms to choose from, but it must be one of those asked for.
+      checkImagePlatform(this.inner.description, await readConfig(this.inner, m.config, signal), this.wanted);
+      return root;
+    }
     const picked: Descriptor[] = [];
     for (const w of this.wanted) {
-      const hit = choosePlatform(m.manifests, w);
-      if (!hit) {
-        throw new FerryError('E_NOT_FOUND', `${this.inner.description}: no image for platform ${formatPlatform(w)}`, {
-          hint: `available: ${m.manifests.map((x) => formatPlatform(x.platform)).join(', ')}`,
-        });
-      }
+      const hit = pickPlatform(this.inner.description, m, w);
       if (!picked.includes(hit)) picked.push(hit);
     }
     const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests: unknown[] };

@@ -51,15 +51,18 @@ export async function copy(source: string, destination: string, opts: CopyOption
     const platforms = opts.platforms ?? [];
     const subset = platforms.length > 1 ? new PlatformSubsetSource(reader, platforms) : undefined;
     if (subset) reader = subset;
-    const compress = dst.transport === 'docker' && (opts.compression ?? 'gzip') === 'gzip' ? new CompressingSource(reader, opts.jobs ?? 4) : undefined;
+    const target = openDestination(dst, session, { ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}), ...(ctx.warn ? { warn: ctx.warn } : {}) });
+    const compress = target.capabilities.compressedLayers && (opts.compression ?? 'gzip') === 'gzip' ? new CompressingSource(reader, opts.jobs ?? 4) : undefined;
     if (compress) reader = compress;
-    const mountFrom = src.transport === 'docker' && dst.transport === 'docker' && src.ref.registry === dst.ref.registry
-      ? [{ registry: src.ref.registry, repository: src.ref.repository }] : undefined;
+    // Same-registry mounts need nothing here: a registry source says where its blobs live
+    // (origin), the engine hands the origins to the destination's prepare(), and a destination
+    // that can mount (capabilities.mount) tries them.
     const result = await copyImage(
       reader,
-      openDestination(dst, session, { ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}), ...(mountFrom ? { mountFrom } : {}), ...(ctx.warn ? { warn: ctx.warn } : {}) }),
+      target,
       {
         platforms: platforms.length === 1 ? [platforms[0]!] : 'all',
+        ...(platforms.length > 0 ? { requirePlatform: true } : {}),
         jobs: opts.jobs ?? 4,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),

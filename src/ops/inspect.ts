@@ -1,14 +1,9 @@
-import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseImageConfig, parseManifest, type ImageConfig } from '../oci/manifest.js';
-import { isManifestType } from '../oci/media-types.js';
-import { choosePlatform, formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
-import { readBounded } from '../util/bounded.js';
-import { verifyBytes } from '../util/verify-stream.js';
-import { formatLocation, openSource, parseLocation, type ImageSource } from '../transports/index.js';
+import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
+import { checkImagePlatform, pickPlatform, readConfig } from '../copy/platform-select.js';
+import { formatLocation, openSource, parseLocation } from '../transports/index.js';
 import { type OpContext, withSession } from './context.js';
-
-const MAX_CONFIG = 8 * 1024 * 1024;
 
 export interface InspectOptions {
   /** Pick this platform from an index (otherwise an index is described as such). */
@@ -52,13 +47,7 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
       let m = parseManifest(bytes, root.mediaType, `manifest of ${src.description}`);
       let index: InspectResult['index'];
       if (m.kind === 'index' && (opts.platform || opts.wantConfig)) {
-        const wanted = opts.platform ?? hostPlatform();
-        const child = choosePlatform(m.manifests.filter((x) => isManifestType(x.mediaType)), wanted);
-        if (!child) {
-          throw new FerryError('E_NOT_FOUND', `${src.description}: no image for platform ${formatPlatform(wanted)}`, {
-            hint: `available: ${m.manifests.map((x) => formatPlatform(x.platform)).join(', ')}`,
-          });
-        }
+        const child = pickPlatform(src.description, m, opts.platform ?? hostPlatform());
         index = { digest: root.digest, mediaType: m.mediaType, size: root.size };
         desc = child;
         bytes = await src.fetchManifest(child, ctx.signal);
@@ -74,6 +63,7 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
       result.layers = m.layers.map(pick);
       result.totalSize = m.config.size + m.layers.reduce((a, l) => a + l.size, 0);
       const raw = await readConfig(src, m.config, ctx.signal);
+      if (opts.platform) checkImagePlatform(src.description, raw, [opts.platform]);
       result.rawConfig = raw;
       describeConfig(result, parseImageConfig(raw));
       return result;
@@ -85,13 +75,6 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
 
 function pick(d: Descriptor) {
   return { digest: d.digest, mediaType: d.mediaType, size: d.size };
-}
-
-async function readConfig(src: ImageSource, d: Descriptor, signal?: AbortSignal): Promise<Uint8Array> {
-  if (d.size > MAX_CONFIG) throw new FerryError('E_SIZE_MISMATCH', `image config ${d.digest} is ${d.size} bytes, over the ${MAX_CONFIG}-byte limit`);
-  const bytes = await readBounded(await src.fetchBlob(d, signal ? { signal } : {}), MAX_CONFIG, `config ${d.digest}`);
-  verifyBytes(bytes, d, `image config ${d.digest}`);
-  return bytes;
 }
 
 function describeConfig(r: InspectResult, c: ImageConfig): void {

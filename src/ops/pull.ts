@@ -3,7 +3,7 @@ import type { CopyEvent } from '../copy/events.js';
 import { FerryError } from '../errors.js';
 import { hostPlatform, type Platform } from '../oci/platform.js';
 import type { ImageReference } from '../ref/index.js';
-import { formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
+import { destinationCapabilities, formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
 import type { ImageNames } from '../transports/types.js';
 import { prewarmFileHashers } from '../util/file-hasher.js';
 import { type OpContext, withSession } from './context.js';
@@ -48,8 +48,8 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
     throw new FerryError('E_USAGE', `pull writes to a local location, but "${destination}" is a registry reference`, { hint: 'use oci:DIR, oci-archive:FILE or docker-archive:FILE (or -o FILE); ferry copy goes registry to registry' });
   }
   if (opts.platform && opts.allPlatforms) throw new FerryError('E_USAGE', '--platform and --all-platforms cannot be used together');
-  if (opts.allPlatforms && dst.transport === 'docker-archive') {
-    throw new FerryError('E_USAGE', 'docker-archive holds one platform per image, so --all-platforms cannot write it', { hint: 'use --format oci-archive (or oci) to keep every platform, or pick one with --platform' });
+  if (opts.allPlatforms && destinationCapabilities(dst).platforms === 'one') {
+    throw new FerryError('E_USAGE', `${dst.transport} holds one platform per image, so --all-platforms cannot write it`, { hint: 'use --format oci-archive (or oci) to keep every platform, or pick one with --platform' });
   }
   if (refs.length > 1 && ((dst.transport === 'docker-archive' && dst.ref) || ((dst.transport === 'oci' || dst.transport === 'oci-archive') && dst.tag))) {
     throw new FerryError('E_USAGE', `${formatLocation(dst)} names one image, but ${refs.length} references were given`, { hint: 'drop the name from the destination; each image keeps its own reference' });
@@ -63,6 +63,8 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
       openDestination(dst, session),
       {
         platforms: opts.allPlatforms ? 'all' : [opts.platform ?? hostPlatform()],
+        // The host platform is a default: a single-platform image of another one still pulls.
+        ...(opts.platform ? { requirePlatform: true } : {}),
         jobs: opts.jobs ?? 4,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),

@@ -12,7 +12,7 @@ import { layoutTar } from '../archive/tar-layout.js';
 import { verifyBytes } from '../util/verify-stream.js';
 import { ioError } from '../util/fs-errors.js';
 import { ensureFreeSpace, tempNameFor, type StatFs } from './fs-util.js';
-import type { BlobReader, ImageDestination, ImageNames, PutBlobOptions, TransferPlan } from './types.js';
+import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, PutBlobOptions, TransferPlan } from './types.js';
 
 export interface ArchiveDestinationOptions {
   /** Free-space probe for the target's directory (tests inject one); default fs.promises.statfs. */
@@ -42,7 +42,7 @@ interface Slot {
  */
 export class ImageArchiveDestination implements ImageDestination {
   readonly description: string;
-  readonly capabilities = { concurrentWrites: true };
+  readonly capabilities: DestinationCapabilities;
   private readonly target: string;
   private readonly slots = new Map<string, Slot>();
   private readonly active = new Set<Promise<void>>();
@@ -58,6 +58,7 @@ export class ImageArchiveDestination implements ImageDestination {
     private readonly opts: ArchiveDestinationOptions = {},
   ) {
     this.description = `${format}:${path}`;
+    this.capabilities = archiveCapabilities(format);
     this.target = resolve(path);
   }
 
@@ -194,6 +195,12 @@ export class ImageArchiveDestination implements ImageDestination {
   private checkSpace(need: number): Promise<void> {
     return ensureFreeSpace(dirname(this.target), need, this.target, this.opts.statfs);
   }
+}
+
+/** Both archive formats hold several images and take layers as they are; a docker-archive's
+ * manifest.json describes one platform per image. */
+export function archiveCapabilities(format: ImageArchiveFormat): DestinationCapabilities {
+  return { concurrentWrites: true, compressedLayers: false, multipleImages: true, platforms: format === 'docker-archive' ? 'one' : 'index', mount: false };
 }
 
 /** `docker-archive:FILE`: the Docker ≥25 hybrid archive (OCI layout + manifest.json). */

@@ -4,10 +4,10 @@ import type { Location } from './location.js';
 import { OciLayoutDestination, OciLayoutSource } from './oci-layout.js';
 import { RegistrySource } from './registry.js';
 import { RegistryDestination } from './registry-destination.js';
-import { DockerArchiveDestination, OciArchiveDestination } from './archive-destination.js';
+import { archiveCapabilities, DockerArchiveDestination, OciArchiveDestination } from './archive-destination.js';
 import { DockerArchiveSource } from './docker-archive-source.js';
 import { OciArchiveSource } from './oci-archive-source.js';
-import type { ImageDestination, ImageSource } from './types.js';
+import type { DestinationCapabilities, ImageDestination, ImageSource } from './types.js';
 
 export * from './location.js';
 export type * from './types.js';
@@ -31,9 +31,20 @@ export function openSource(loc: Location, session: Session): ImageSource {
 
 export interface DestinationOptions {
   chunkSize?: number;
-  /** Same-registry repositories that may already hold the blobs (cross-repository mount). */
-  mountFrom?: Array<{ registry: string; repository: string }>;
   warn?: (msg: string) => void;
+}
+
+/** What the destination at `loc` can hold and do, known before it is opened. */
+export function destinationCapabilities(loc: Location): DestinationCapabilities {
+  switch (loc.transport) {
+    case 'docker':
+      return RegistryDestination.capabilities;
+    case 'oci':
+      return OciLayoutDestination.capabilities;
+    case 'oci-archive':
+    case 'docker-archive':
+      return archiveCapabilities(loc.transport);
+  }
 }
 
 export function openDestination(loc: Location, session: Session, opts: DestinationOptions = {}): ImageDestination {
@@ -42,7 +53,6 @@ export function openDestination(loc: Location, session: Session, opts: Destinati
       return new RegistryDestination(session.registry(loc.ref).repository(loc.ref.repository), {
         ref: loc.ref,
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
-        ...(opts.mountFrom ? { mountFrom: opts.mountFrom } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
       });
     case 'oci':

@@ -13,7 +13,7 @@ import { writeVerifiedFile } from '../util/verified-file.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
 import { ioError } from '../util/fs-errors.js';
 import { ensureDir, ensureFreeSpace, fileSize, readJsonFile, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
-import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions, TransferPlan } from './types.js';
+import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, ImageSource, PutBlobOptions, TransferPlan } from './types.js';
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
 /** index.json grows with every tag a layout holds; still bounded, as it is read whole. */
@@ -196,7 +196,8 @@ export class OciLayoutSource extends LayoutSource {
  */
 export class OciLayoutDestination implements ImageDestination {
   readonly description: string;
-  readonly capabilities = { concurrentWrites: true };
+  static readonly capabilities: DestinationCapabilities = { concurrentWrites: true, compressedLayers: false, multipleImages: true, platforms: 'index', mount: false };
+  readonly capabilities = OciLayoutDestination.capabilities;
   private readonly roots: Array<{ d: Descriptor; refName: string | undefined }> = [];
   private readonly temps = new Set<string>();
   private ready: Promise<void> | undefined;

@@ -5,14 +5,15 @@ import type { RepositoryClient } from '../registry/client.js';
 import { putManifest } from '../registry/manifest-put.js';
 import { blobExists, cancelUpload, mountBlob, uploadBlob, type SessionTracker, type UploadSession } from '../registry/upload.js';
 import { verifyBytes } from '../util/verify-stream.js';
-import type { BlobReader, ImageDestination, ImageNames, PutBlobOptions, PutBlobResult } from './types.js';
+import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, PutBlobOptions, PutBlobResult, TransferPlan } from './types.js';
 
 export interface RegistryDestinationOptions {
   /** Where the image goes; its tag names the root unless the engine passes `names.tags`. */
   ref: ImageReference;
   /** Forces chunked uploads with chunks of this size (see uploadBlob). */
   chunkSize?: number;
-  /** Repositories that may already hold the blobs; only those on the same registry are tried. */
+  /** Repositories that may already hold the blobs, besides the plan's origins; only those on the
+   * same registry are tried. */
   mountFrom?: Array<{ registry: string; repository: string }>;
   /** Tags to put the root under in addition to its own. */
   extraTags?: string[];
@@ -21,6 +22,7 @@ export interface RegistryDestinationOptions {
 
 /**
  * A registry repository as an image destination.
+ * - prepare: the plan's origins join the mount candidates.
  * - hasBlob: HEAD with push scopes. putBlob: cross-repository mount from each same-registry
  *   candidate (a 202 session is cancelled before the next candidate, and the last one is uploaded
  *   into), else a normal upload. Concurrent writes are fine.
@@ -36,11 +38,18 @@ export interface RegistryDestinationOptions {
  */
 export class RegistryDestination implements ImageDestination {
   readonly description: string;
-  readonly capabilities = { concurrentWrites: true };
+  static readonly capabilities: DestinationCapabilities = { concurrentWrites: true, compressedLayers: true, multipleImages: false, platforms: 'index', mount: true };
+  readonly capabilities = RegistryDestination.capabilities;
   private readonly sessions: SessionTracker = new Set<UploadSession>();
+  private mountFrom: Array<{ registry: string; repository: string }>;
 
   constructor(private readonly repo: RepositoryClient, private readonly opts: RegistryDestinationOptions) {
     this.description = opts.ref.toString();
+    this.mountFrom = [...(opts.mountFrom ?? [])];
+  }
+
+  async prepare(plan: TransferPlan): Promise<void> {
+    this.mountFrom.push(...(plan.origins ?? []));
   }
 
   hasBlob(d: Descriptor, signal?: AbortSignal): Promise<boolean> {
@@ -50,7 +59,7 @@ export class RegistryDestination implements ImageDestination {
   async putBlob(d: Descriptor, src: BlobReader, opts: PutBlobOptions = {}): Promise<PutBlobResult> {
     const { signal } = opts;
     const here = this.repo.registry.opts.registry;
-    const candidates = [...new Set((this.opts.mountFrom ?? [])
+    const candidates = [...new Set(this.mountFrom
       .filter((c) => c.registry === here && c.repository !== this.repo.name)
       .map((c) => c.repository))];
     let session: UploadSession | undefined;

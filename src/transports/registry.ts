@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ImageReference } from '../ref/index.js';
 import type { RepositoryClient } from '../registry/client.js';
-import type { ImageSource } from './types.js';
+import type { ImageSource, SourceOrigin } from './types.js';
 
 /**
  * A registry repository as an image source. Tags resolve by HEAD (free on Docker Hub) and the
@@ -11,10 +11,12 @@ import type { ImageSource } from './types.js';
  */
 export class RegistrySource implements ImageSource {
   readonly description: string;
+  readonly origin: SourceOrigin;
   private readonly cached = new Map<string, Uint8Array>();
 
   constructor(private readonly repo: RepositoryClient, readonly ref: ImageReference) {
     this.description = ref.toString();
+    this.origin = { registry: ref.registry, repository: ref.repository };
   }
 
   async resolve(signal?: AbortSignal): Promise<Descriptor> {

@@ -15,6 +15,8 @@ export interface BlobReader {
 export interface ImageSource {
   /** Human-readable name for messages, e.g. `localhost:5000/app:v1` or `oci:/data/x:v1`. */
   readonly description: string;
+  /** Set by sources that read a registry repository (and by wrappers around them). */
+  readonly origin?: SourceOrigin | undefined;
   /** The top manifest or index the location names. */
   resolve(signal?: AbortSignal): Promise<Descriptor>;
   fetchManifest(d: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
@@ -33,9 +35,18 @@ export interface ImageNames {
   tags?: string[];
 }
 
+/** Where a source's content lives in a registry (sources that are registry repositories say so),
+ * so a destination on the same registry can mount blobs from there instead of moving bytes. */
+export interface SourceOrigin {
+  registry: string;
+  repository: string;
+}
+
 /** The whole transfer, announced to the destination before any blob is written. */
 export interface TransferPlan {
   images: Array<{ root: Descriptor; names: ImageNames }>;
+  /** Registry repositories the blobs come from (cross-repository mount candidates). */
+  origins?: SourceOrigin[];
   /** Every manifest, children before parents, roots included. Bytes are verified. */
   manifests: Array<{ descriptor: Descriptor; bytes: Uint8Array }>;
   /** Every distinct blob (configs and layers), in transfer order. */
@@ -56,6 +67,26 @@ export interface PutBlobOptions {
 }
 
 /**
+ * What a destination can hold and do. `ops/` and the engine ask these instead of testing
+ * transport names.
+ */
+export interface DestinationCapabilities {
+  /** putBlob may run for several blobs at once. */
+  concurrentWrites: boolean;
+  /** Layers must be stored compressed (registries): uncompressed ones (classic `docker save`)
+   * are gzip-compressed on the way unless the user keeps them as they are. */
+  compressedLayers: boolean;
+  /** Several images in one run (archives, layouts); a registry reference names one image. */
+  multipleImages: boolean;
+  /** 'one': one platform per image (docker-archive: an index must be narrowed to one image
+   * first); 'index': keeps a whole index. */
+  platforms: 'one' | 'index';
+  /** Can link blobs from another repository of the same registry (no bytes move); candidates
+   * come from `TransferPlan.origins`. */
+  mount: boolean;
+}
+
+/**
  * Where images go. Call order: prepare(plan) once, if implemented → blobs (hasBlob / putBlob,
  * concurrently when `capabilities.concurrentWrites`) → manifests, children before parents, each
  * image's root with its names → commit() once → close() always. A blob or manifest becomes
@@ -64,7 +95,7 @@ export interface PutBlobOptions {
  */
 export interface ImageDestination {
   readonly description: string;
-  readonly capabilities: { concurrentWrites: boolean };
+  readonly capabilities: DestinationCapabilities;
   /** Lets a destination lay out its output up front (archives: every tar offset is known). */
   prepare?(plan: TransferPlan, signal?: AbortSignal): Promise<void>;
   hasBlob(d: Descriptor, signal?: AbortSignal): Promise<boolean>;

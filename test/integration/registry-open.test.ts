@@ -270,6 +270,20 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     expect(existsSync(join(work.path, 's390x', 'index.json'))).toBe(false);
   });
 
+  it('regression: --platform linux/arm64 on a single-platform amd64 image → exit 4 saying what it is (pull, inspect, copy); no --platform still pulls it', async () => {
+    const out = fresh();
+    const [insp, pull, copy] = await Promise.all([
+      runCli(['inspect', '--platform', 'linux/arm64', `${app}:v1`]),
+      runCli(['pull', '--platform', 'linux/arm64', `${app}:v1`, `oci:${out}`]),
+      runCli(['copy', '--platform', 'linux/arm64', `${app}:v1`, `${reg.host}/library/app-arm64:v1`]),
+    ]);
+    for (const r of [insp, pull, copy]) expectFailure(r, 4, 'linux/arm64', 'the image is linux/amd64');
+    expect(existsSync(join(out, 'index.json'))).toBe(false);
+    const tags = await runCli(['tags', `${reg.host}/library/app-arm64`]);
+    expect(tags.code).toBe(4); // nothing was pushed
+    await ferryOk(['pull', '--platform', 'linux/amd64', `${app}:v1`, `oci:${fresh()}`]);
+  });
+
   it('--debug adds a stack trace (mapped from the minified bundle back to src/*.ts) and the error code; without it there is none', async () => {
     const r = await runCli(['--debug', 'inspect', `${app}:nope`]);
     expect(r.code).toBe(4);

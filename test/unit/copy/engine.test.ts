@@ -6,7 +6,7 @@ import type { CopyEvent } from '../../../src/copy/events.js';
 import type { Descriptor } from '../../../src/oci/descriptor.js';
 import type { Digest } from '../../../src/oci/digest.js';
 import type { Platform } from '../../../src/oci/platform.js';
-import type { BlobReader, ImageDestination, ImageNames, ImageSource, PutBlobOptions, PutBlobResult, TransferPlan } from '../../../src/transports/types.js';
+import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, ImageSource, PutBlobOptions, PutBlobResult, SourceOrigin, TransferPlan } from '../../../src/transports/types.js';
 import { seedImage } from '../../helpers/mem-registry.js';
 import { newSession, rejection, repoOf, startReg } from '../http/support.js';
 
@@ -33,7 +33,7 @@ class MemSource implements ImageSource {
   readonly manifests = new Map<string, Buffer>();
   readonly blobFetches: string[] = [];
   closed = 0;
-  constructor(readonly description: string, public root?: Descriptor) {}
+  constructor(readonly description: string, public root?: Descriptor, readonly origin?: SourceOrigin) {}
 
   addBlob(b: Buffer, mediaType = MT.layer): Descriptor {
     this.blobs.set(sha(b), b);
@@ -88,10 +88,13 @@ class RecordingDest implements ImageDestination {
   inFlight = 0;
   maxInFlight = 0;
   closed = 0;
+  readonly capabilities: DestinationCapabilities;
   constructor(
-    readonly capabilities = { concurrentWrites: true },
+    caps: Partial<DestinationCapabilities> = {},
     private readonly opts: { present?: Set<string>; delayMs?: number; failPut?: string; mountable?: Set<string> } = {},
-  ) {}
+  ) {
+    this.capabilities = { concurrentWrites: true, compressedLayers: false, multipleImages: true, platforms: 'index', mount: false, ...caps };
+  }
 
   async prepare(plan: TransferPlan): Promise<void> {
     this.calls.push('prepare');
@@ -405,5 +408,62 @@ describe('failures', () => {
     expect(e.code).toBe('E_UNSUPPORTED');
     expect(e.message).toContain('application/vnd.in-toto+json');
     expect(dst.closed).toBe(1);
+  });
+});
+
+describe('destination capabilities and explicit platforms', () => {
+  it('--platform on a single-platform image of another platform → E_NOT_FOUND naming what it is; nothing fetched but the config', async () => {
+    const src = new MemSource('mem:amd64-only');
+    const img = src.image([bytesOf('one', 500)], AMD64);
+    src.root = img.descriptor;
+    const dst = new RecordingDest();
+    const e = await rejection(copyImage(src, dst, plan({ platforms: [ARM64], requirePlatform: true })));
+    expect(e.code).toBe('E_NOT_FOUND');
+    expect(e.message).toContain('mem:amd64-only');
+    expect(e.message).toContain('linux/arm64/v8');
+    expect(e.message).toContain('the image is linux/amd64');
+    expect(dst.calls).toEqual(['close']);
+    expect(src.blobFetches).toHaveLength(1); // the config only
+  });
+
+  it('the same image with the matching --platform, or with the host default (no requirePlatform), copies', async () => {
+    for (const p of [plan({ platforms: [AMD64], requirePlatform: true }), plan({ platforms: [ARM64] })]) {
+      const src = new MemSource('mem:amd64-only');
+      const img = src.image([bytesOf('one', 500)], AMD64);
+      src.root = img.descriptor;
+      const r = await copyImage(src, new RecordingDest(), p);
+      expect(r.root.digest).toBe(img.descriptor.digest);
+    }
+  });
+
+  it('a destination holding one platform per image refuses a whole index before any blob moves', async () => {
+    const { src } = threePlatformSource();
+    const dst = new RecordingDest({ platforms: 'one' });
+    const e = await rejection(copyImage(src, dst, plan({ platforms: 'all' })));
+    expect(e.code).toBe('E_USAGE');
+    expect(e.message).toContain('one platform per image');
+    expect(dst.calls).toEqual(['close']);
+    expect(src.blobFetches).toEqual([]);
+  });
+
+  it('a destination that holds one image refuses several', async () => {
+    const s1 = new MemSource('mem:one');
+    s1.root = s1.image([bytesOf('x', 10)]).descriptor;
+    const s2 = new MemSource('mem:two');
+    s2.root = s2.image([bytesOf('y', 10)]).descriptor;
+    const dst = new RecordingDest({ multipleImages: false });
+    const e = await rejection(copyImages([{ src: s1, names: {} }, { src: s2, names: {} }], dst, plan()));
+    expect(e.code).toBe('E_USAGE');
+    expect(dst.calls).toEqual(['close']);
+  });
+
+  it('the plan carries the registry origins of the sources (mount candidates); local sources add none', async () => {
+    const s1 = new MemSource('mem:one', undefined, { registry: 'reg.example', repository: 'team/app' });
+    s1.root = s1.image([bytesOf('x', 10)]).descriptor;
+    const s2 = new MemSource('mem:two');
+    s2.root = s2.image([bytesOf('y', 10)]).descriptor;
+    const dst = new RecordingDest();
+    await copyImages([{ src: s1, names: {} }, { src: s2, names: {} }], dst, plan());
+    expect(dst.plans[0]!.origins).toEqual([{ registry: 'reg.example', repository: 'team/app' }]);
   });
 });
