@@ -1,5 +1,6 @@
 /**
- * Blob push (protocol.md §1.4 upload flows, §1.5 cross-repository mount, §2.5 scopes).
+ * Blob upload of known digest (protocol.md §1.4 upload flows, §2.5 scopes); sessions are in
+ * upload-session.ts, existence checks and mounts in blob-mount.ts.
  *
  * Contracts:
  * - Every request asks for `repository:<repo>:pull,push` (a mount adds `repository:<from>:pull`),
@@ -17,14 +18,18 @@
  *   monolithic path also hashes locally and withholds the final bytes on a mismatch.
  */
 import { createHash } from 'node:crypto';
-import { pipeline, type Readable, Transform } from 'node:stream';
-import { FerryError, isAbortError } from '../errors.js';
+import type { Readable } from 'node:stream';
+import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
-import type { HttpResponse, RequestBody } from '../http/types.js';
+import type { RequestBody } from '../http/types.js';
 import type { RepositoryClient } from './client.js';
+import { blobExists } from './blob-mount.js';
 import { progressReporter, slice } from './upload-body.js';
-import { failWrite, isStaleSession, parseUploadRange, pushScopes, repoSubject, uploadLocation, withDigest } from './push-util.js';
+import { failWrite, parseUploadRange, pushScopes, repoSubject, uploadLocation, withDigest } from './push-util.js';
+import {
+  cancelUpload, closeUpload, OCTET, openUpload, staleOrThrow, uploadStatus, type Outcome, type SessionTracker, type UploadSession,
+} from './upload-session.js';
 
 /** Chunk size when chunking is needed and nobody asked for a size (regclient's default). */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -34,19 +39,8 @@ const MIN_CHUNK_SIZE = 64 * 1024;
 const MAX_SESSIONS = 3;
 /** 416 recoveries (GET status, resume) within one session. */
 const MAX_RESUMES = 5;
-/** Cleanup requests must not inherit an aborted signal, but must not hang either. */
-const CLEANUP_TIMEOUT_MS = 10_000;
-const OCTET = 'application/octet-stream';
 
-/** An open upload session. `location` is updated after every step (always the latest). */
-export interface UploadSession {
-  location: URL;
-  /** `OCI-Chunk-Min-Length` from the answer that opened the session: every chunk but the last is at least this big. */
-  chunkMinLength?: number;
-}
-
-/** Open sessions, so an owner (RegistryDestination.close) can DELETE whatever is left. */
-export type SessionTracker = Set<UploadSession>;
+type BlobRef = Pick<Descriptor, 'digest' | 'size'>;
 
 export interface UploadBlobOptions {
   /** Forces chunked mode (PATCH … PUT) with chunks of this many bytes (raised to the registry's minimum). */
@@ -59,95 +53,6 @@ export interface UploadBlobOptions {
   tracker?: SessionTracker;
 }
 
-type BlobRef = Pick<Descriptor, 'digest' | 'size'>;
-
-/**
- * HEAD `/v2/<repo>/blobs/<digest>` with push scopes: true on 200 with the descriptor's size (or no
- * Content-Length). Redirects are not followed: distribution with S3/GCS storage redirects HEADs to
- * a URL signed for GET only (the storage answers 403), and the redirect already says the blob
- * exists. Anything else is false: the upload that follows reports a real error with its body.
- */
-export async function blobExists(repo: RepositoryClient, d: BlobRef, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
-  const res = await repo.registry.request({
-    method: 'HEAD', url: repo.registry.url(`/v2/${repo.name}/blobs/${d.digest}`), signal: opts.signal,
-    scopes: pushScopes(repo), followRedirects: false,
-  });
-  await res.dump();
-  if (res.status === 200) {
-    const n = res.header('content-length');
-    return n === undefined || Number(n) === d.size;
-  }
-  return [301, 302, 303, 307, 308].includes(res.status) && res.header('location') !== undefined;
-}
-
-/** What a mount attempt gave: mounted, or not (with the session a 202 opened, to upload into). */
-export type MountResult = { mounted: true } | { mounted: false; session?: UploadSession };
-
-/**
- * Cross-repository mount: `POST /v2/<repo>/blobs/uploads/?mount=<d>&from=<fromRepo>` with scopes
- * `repository:<repo>:pull,push` + `repository:<from>:pull`. Only for a source repository on the
- * same registry (never across registries, go-containerregistry#219).
- * - 201: mounted, no bytes move.
- * - 202: not mounted, and the registry opened an upload session. Choice: the session is returned
- *   (and tracked) so the caller uploads into it rather than POSTing again (distribution-spec);
- *   the caller DELETEs it (cancelUpload) if it tries another candidate instead.
- * - Anything else, including errors: false without a session, never a failed push. Docker Hub
- *   answers 401 when `from` is inaccessible (go-containerregistry#1681), some registries 403
- *   (containerd#14086), Quay fails instead of 202; a token server may refuse the `from` scope.
- *   Only an abort is rethrown.
- */
-export async function mountBlob(
-  repo: RepositoryClient, d: BlobRef, fromRepo: string, opts: { signal?: AbortSignal; tracker?: SessionTracker } = {},
-): Promise<MountResult> {
-  const url = repo.registry.url(`/v2/${repo.name}/blobs/uploads/`);
-  url.search = `?mount=${encodeURIComponent(d.digest)}&from=${encodeURIComponent(fromRepo)}`;
-  let res: HttpResponse;
-  try {
-    res = await repo.registry.request({
-      method: 'POST', url, signal: opts.signal, headers: { 'content-length': '0' }, body: new Uint8Array(0),
-      scopes: [...pushScopes(repo), `repository:${fromRepo}:pull`],
-    });
-  } catch (e) {
-    if (isAbortError(e) || opts.signal?.aborted) throw e;
-    return { mounted: false };
-  }
-  await res.dump();
-  if (res.status === 201) return { mounted: true };
-  if (res.status === 202 && res.header('location')) {
-    const session = sessionFrom(res);
-    opts.tracker?.add(session);
-    return { mounted: false, session };
-  }
-  return { mounted: false };
-}
-
-/** `POST /v2/<repo>/blobs/uploads/` → 202 + Location: a new, tracked session. */
-export async function openUpload(repo: RepositoryClient, opts: { signal?: AbortSignal; tracker?: SessionTracker } = {}): Promise<UploadSession> {
-  const res = await repo.registry.request({
-    method: 'POST', url: repo.registry.url(`/v2/${repo.name}/blobs/uploads/`), signal: opts.signal,
-    headers: { 'content-length': '0' }, body: new Uint8Array(0), scopes: pushScopes(repo),
-  });
-  if (res.status !== 202) {
-    throw await failWrite(repo, res, { action: 'starting a blob upload', subject: repoSubject(repo) });
-  }
-  await res.dump();
-  const session = sessionFrom(res);
-  opts.tracker?.add(session);
-  return session;
-}
-
-/** DELETE an upload session (distribution-spec end-14); failures are ignored. Never uses the caller's (maybe aborted) signal. */
-export async function cancelUpload(repo: RepositoryClient, session: UploadSession, tracker?: SessionTracker): Promise<void> {
-  tracker?.delete(session);
-  try {
-    const res = await repo.registry.request({
-      method: 'DELETE', url: session.location, signal: AbortSignal.timeout(CLEANUP_TIMEOUT_MS), scopes: pushScopes(repo), retry: false,
-    });
-    await res.dump();
-  } catch {
-    /* the registry garbage-collects abandoned sessions */
-  }
-}
 
 /**
  * Uploads a blob whose digest is known.
@@ -207,73 +112,12 @@ export async function uploadBlob(
   }
 }
 
-/**
- * Uploads content whose digest is not known in advance (e.g. compressed on the fly): POST, one
- * PATCH carrying the whole stream with no Content-Length and no Content-Range (chunked transfer
- * encoding: docker's streaming PATCH, DD-CLIENT blob_writer.go ReadFrom; go-containerregistry
- * streamBlob), hashing (sha256) and counting while sending, then `PUT ?digest=` with an empty body.
- * Not retryable: the stream can be read once, so the PATCH bypasses the retry middleware and a
- * second read of the body (re-auth) fails the upload; the caller retries with a fresh stream.
- */
-export async function uploadStream(
-  repo: RepositoryClient, stream: Readable, opts: { signal?: AbortSignal; tracker?: SessionTracker; onProgress?: (delta: number) => void } = {},
-): Promise<{ digest: Digest; size: number }> {
-  const session = await openUpload(repo, opts);
-  const subject = repoSubject(repo);
-  const hash = createHash('sha256');
-  let size = 0;
-  let used = false;
-  try {
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        opts.onProgress?.(chunk.length);
-        cb(null, chunk);
-      },
-    });
-    const res = await repo.registry.request({
-      method: 'PATCH', url: session.location, signal: opts.signal, scopes: pushScopes(repo), retry: false,
-      headers: { 'content-type': OCTET },
-      body: () => {
-        if (used) throw new FerryError('E_REGISTRY', `${subject}: a streamed upload cannot be sent twice (the registry asked to repeat the request)`);
-        used = true;
-        return pipeline(stream, counter, () => {});
-      },
-    });
-    if (res.status !== 202 && res.status !== 201 && res.status !== 204) {
-      throw mapUploadError(await failWrite(repo, res, { action: 'uploading blob', subject }));
-    }
-    session.location = uploadLocation(res, session.location);
-    await res.dump();
-    const digest = `sha256:${hash.digest('hex')}` as Digest;
-    const blobSubject = `${subject}@${digest}`;
-    const end = await closeUpload(repo, session, digest, { subject: blobSubject, signal: opts.signal });
-    if (end.kind === 'stale') throw end.err;
-    opts.tracker?.delete(session);
-    return { digest, size };
-  } catch (e) {
-    stream.destroy();
-    await cancelUpload(repo, session, opts.tracker);
-    throw e;
-  }
-}
-
 // ---- internals ---------------------------------------------------------------------------------
-
-type Outcome = { kind: 'done' } | { kind: 'too-large' } | { kind: 'stale'; err: FerryError };
 
 interface StepOptions {
   subject: string;
   report: (position: number) => void;
   signal: AbortSignal | undefined;
-}
-
-function sessionFrom(res: HttpResponse): UploadSession {
-  const session: UploadSession = { location: uploadLocation(res) };
-  const min = Number(res.header('oci-chunk-min-length'));
-  if (Number.isSafeInteger(min) && min > 0) session.chunkMinLength = min;
-  return session;
 }
 
 async function putMonolithic(
@@ -356,45 +200,3 @@ async function putChunked(
   return closeUpload(repo, session, d.digest, o);
 }
 
-/** `PUT <location>&digest=<d>` with an empty body: closes a chunked/streamed session. */
-async function closeUpload(
-  repo: RepositoryClient, session: UploadSession, digest: string, o: { subject: string; signal: AbortSignal | undefined },
-): Promise<Outcome> {
-  const res = await repo.registry.request({
-    method: 'PUT', url: withDigest(session.location, digest), signal: o.signal, scopes: pushScopes(repo),
-    headers: { 'content-type': OCTET, 'content-length': '0' }, body: new Uint8Array(0),
-  });
-  if (res.status === 201 || res.status === 204) {
-    await res.dump();
-    return { kind: 'done' };
-  }
-  return staleOrThrow(await failWrite(repo, res, { action: 'uploading blob', subject: o.subject }));
-}
-
-/**
- * `GET <location>` → 204 + `Range: 0-<end>` (+ Location): the registry's offset, or undefined.
- * `0-0` is ambiguous (0 or 1 byte); it is read as 1 only when ferry had sent at least 1 byte.
- */
-async function uploadStatus(repo: RepositoryClient, session: UploadSession, sent: number, signal: AbortSignal | undefined): Promise<number | undefined> {
-  const res = await repo.registry.request({ method: 'GET', url: session.location, signal, scopes: pushScopes(repo) });
-  await res.dump();
-  if (res.status !== 204 && res.status !== 200) return undefined;
-  session.location = uploadLocation(res, session.location);
-  const h = res.header('range');
-  if (h === undefined) return 0;
-  const end = parseUploadRange(h);
-  if (end === undefined) return undefined;
-  return end === 0 ? Math.min(1, sent) : end + 1;
-}
-
-function staleOrThrow(err: FerryError): Outcome {
-  if (isStaleSession(err.status ?? 0, err.registryCodes)) return { kind: 'stale', err };
-  throw mapUploadError(err);
-}
-
-/** DIGEST_INVALID / SIZE_INVALID from the registry are verification failures, not registry trouble. */
-function mapUploadError(err: FerryError): FerryError {
-  const code = err.registryCodes.includes('DIGEST_INVALID') ? 'E_DIGEST_MISMATCH' : err.registryCodes.includes('SIZE_INVALID') ? 'E_SIZE_MISMATCH' : undefined;
-  if (!code || err.status !== 400) return err;
-  return new FerryError(code, err.message, { ...(err.status ? { status: err.status } : {}), registryCodes: err.registryCodes, ...(err.url ? { url: err.url } : {}) });
-}

@@ -3,7 +3,9 @@ import type { Descriptor } from '../oci/descriptor.js';
 import type { ImageReference } from '../ref/index.js';
 import type { RepositoryClient } from '../registry/client.js';
 import { putManifest } from '../registry/manifest-put.js';
-import { blobExists, cancelUpload, mountBlob, uploadBlob, type SessionTracker, type UploadSession } from '../registry/upload.js';
+import { blobExists, mountBlob } from '../registry/blob-mount.js';
+import { uploadBlob } from '../registry/upload.js';
+import { cancelUpload, type SessionTracker, type UploadSession } from '../registry/upload-session.js';
 import { verifyBytes } from '../util/verify-stream.js';
 import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, PutBlobOptions, PutBlobResult, TransferPlan } from './types.js';
 

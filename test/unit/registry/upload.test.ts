@@ -1,7 +1,9 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EMPTY_SHA256 } from '../../../src/oci/digest.js';
-import { blobExists, mountBlob, uploadBlob, uploadStream, type SessionTracker } from '../../../src/registry/upload.js';
+import { blobExists, mountBlob } from '../../../src/registry/blob-mount.js';
+import { uploadBlob } from '../../../src/registry/upload.js';
+import type { SessionTracker } from '../../../src/registry/upload-session.js';
 import { withDigest, parseUploadRange } from '../../../src/registry/push-util.js';
 import { deterministicBytes } from '../../helpers/mem-registry.js';
 import { opener, recordingRepo, setup, sha256, uploadRequests } from './support.js';
@@ -224,33 +226,8 @@ describe('mountBlob', () => {
   });
 });
 
-describe('uploadStream', () => {
-  it('uploads content of unknown digest with one streaming PATCH and reports digest and size', async () => {
-    const { reg, repo } = await setup();
-    const data = blob(300_000);
-    const parts = [data.subarray(0, 1000), data.subarray(1000, 150_000), data.subarray(150_000)];
-    const got = await uploadStream(repo('app'), Readable.from(parts, { objectMode: false }));
-    expect(got).toEqual({ digest: sha256(data), size: data.length });
-    expect(reg.getBlob('app', got.digest)?.equals(data)).toBe(true);
-    expect(uploadRequests(reg, 'PATCH').map((r) => r.bytesIn)).toEqual([data.length]);
-    expect(uploadRequests(reg, 'PUT').map((r) => r.bytesIn)).toEqual([0]);
-  });
-
-  it('a failing stream fails the upload and deletes the session', async () => {
-    const { reg, repo } = await setup();
-    const failing = new Readable({
-      read() {
-        this.push(Buffer.alloc(1000));
-        this.destroy(new Error('compressor broke'));
-      },
-    });
-    await expect(uploadStream(repo('app'), failing)).rejects.toThrow(/compressor broke/);
-    expect(uploadRequests(reg, 'DELETE')).toHaveLength(1);
-  });
-});
-
 describe('request shapes', () => {
-  it('monolithic PUT: octet-stream, Content-Length, no Content-Range, body re-openable; PATCH: inclusive Content-Range; streaming PATCH: no length', async () => {
+  it('monolithic PUT: octet-stream, Content-Length, no Content-Range, body re-openable; PATCH: inclusive Content-Range', async () => {
     const { reg } = await setup({ chunkMinLength: 10 });
     const { repo, sent } = recordingRepo(reg, 'app');
     const data = blob(25);
@@ -274,12 +251,6 @@ describe('request shapes', () => {
     expect(put.headers['content-range']).toBeUndefined();
     expect(typeof put.body).toBe('function');
     expect(put.url.search).toMatch(/^\?_state=[^&]+&digest=sha256%3A/);
-
-    await uploadStream(r2, Readable.from([Buffer.from('streamed')], { objectMode: false }));
-    const stream = sent2.find((r) => r.method === 'PATCH')!;
-    expect(stream.headers['content-length']).toBeUndefined();
-    expect(stream.headers['content-range']).toBeUndefined();
-    expect(stream.retry).toBe(false);
   });
 });
 
