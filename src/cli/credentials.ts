@@ -72,10 +72,8 @@ export async function commandScope(cmd: Command): Promise<CommandScope> {
   const docker = (s: string) => () => parseLocation(s);
   switch (name) {
     case 'copy':
+    case 'push': // push reads a local image only (a registry source is its own usage error)
       return { command: name, twoSided: true, source: await tryLocation(() => resolveLocalLocation(str(0))), destination: await tryLocation(docker(str(1))) };
-    case 'push':
-      // push reads a local image only (a registry source is its own usage error).
-      return { command: name, twoSided: true, source: [], destination: await tryLocation(docker(str(1))) };
     case 'pull': {
       const all = Array.isArray(args[0]) ? (args[0] as string[]) : [];
       const hasOutput = (cmd.opts() as { output?: string }).output !== undefined;
