@@ -116,8 +116,13 @@ describe.skipIf(!has)('per-side credentials across two real registries', () => {
 
   it('one registry, two users: bob reads the source, alice writes (and mounts into) the destination', async () => {
     const tMark = tok.tokenServer!.requests.length;
-    const doc = await ferryJson<CopyDoc>(['copy', '-q', '--src-creds', BOB, '--dest-creds', ALICE_TOK, `${tok.host}/private/src:v1`, `${tok.host}/private/dst:v1`]);
+    const r = await runCli(['--debug', 'copy', '-q', '--json', '--src-creds', BOB, '--dest-creds', ALICE_TOK, `${tok.host}/private/src:v1`, `${tok.host}/private/dst:v1`]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as CopyDoc;
     expect(doc).toMatchObject({ digest: image.digest });
+    expect(r.stderr).toContain(`credentials for ${tok.host} (source): basic (command line (--src-creds))`);
+    expect(r.stderr).toContain(`credentials for ${tok.host} (destination): basic (command line (--dest-creds))`);
+    for (const secret of [tok.users.bob!, tok.users.alice!, b64(BOB), b64(ALICE_TOK)]) expect(r.stderr).not.toContain(secret);
     expect(doc.blobs.mounted).toBe(3); // alice may pull private/src: the mount (with her token) works
     const asked = tokenSince(tMark);
     const byBob = asked.filter((q) => q.attemptedUser === 'bob');
@@ -147,6 +152,21 @@ describe.skipIf(!has)('per-side credentials across two real registries', () => {
     expect(tokenSince(tMark).map((q) => q.attemptedUser)).not.toContain('alice');
     expect(tokenSince(tMark).some((q) => q.user === 'bob')).toBe(true);
     expect(await logSince(ht, hMark)).not.toContain('bob');
+  });
+
+  it('pull of two images from two registries with --authfile: each registry gets only its own user', async () => {
+    const authfile = file('pull-auth.json', { auths: { [tok.host]: { auth: b64(BOB) }, [ht.host]: { auth: b64(ALICE_HT) } } });
+    const tMark = tok.tokenServer!.requests.length;
+    const hMark = logMark(ht);
+    const r = await runCli(['pull', '-q', '--json', '--authfile', authfile, `${tok.host}/private/src:v1`, `${ht.host}/team/app:v1`, '-o', join(work.path, 'two.tar')], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { images: unknown[] }).images).toHaveLength(2);
+    expect(tokenSince(tMark).map((q) => q.attemptedUser)).not.toContain('alice');
+    expect(tokenSince(tMark).some((q) => q.user === 'bob')).toBe(true);
+    const htLog = await logSince(ht, hMark);
+    expect(htLog).not.toContain('bob');
+    // every request needs auth there: a 200 for the manifest means alice's entry was used
+    expect(accessLines(htLog).some((l) => l.target.startsWith('/v2/team/app/manifests/') && l.status === 200)).toBe(true);
   });
 
   it('--src-authfile (podman auth.json, namespaced key) and --dest-authfile (Kubernetes Secret manifest)', async () => {
