@@ -24,3 +24,19 @@ export function credentialSecrets(c: Credential): string[] {
       return [];
   }
 }
+
+/** Which end of a command a registry is on: read from (source) or written to (destination).
+ * Single-image commands (inspect, tags, tag, delete) use 'source'. */
+export type CredentialSide = 'source' | 'destination';
+
+/**
+ * A credential for exactly one registry host (`ImageReference.registry`: `docker.io`,
+ * `host:5000`), optionally for one side only. Credentials are never sent to a registry they are
+ * not bound to (the CLI's --creds, --src-creds, --dest-creds become bindings).
+ */
+export interface CredentialBinding {
+  registry: string;
+  /** Omitted: both sides. */
+  side?: CredentialSide;
+  credential: Credential;
+}

@@ -78,7 +78,7 @@ export function jsonErrorText(err: unknown, text: string): string {
   return msg;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -91,7 +91,7 @@ function field(o: Record<string, unknown>, name: string): unknown {
 }
 
 /** An on-disk entry reduced to the string fields docker reads. */
-function toEntry(o: Record<string, unknown>): AuthEntry {
+export function toEntry(o: Record<string, unknown>): AuthEntry {
   const e: AuthEntry = {};
   for (const f of ['auth', 'username', 'password', 'identitytoken', 'registrytoken'] as const) {
     const v = field(o, f);
@@ -113,22 +113,30 @@ export function readAuthFile(path: string, what: string): Omit<DockerConfig, 'pa
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw new FerryError('E_BAD_CONFIG', `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
   }
+  return parseAuthFileText(text, `${what} ${path}`, `fix or remove ${path}`);
+}
+
+/** Parses auth-file JSON text; `where` ("docker config /x/config.json") prefixes every error. */
+export function parseAuthFileText(text: string, where: string, hint?: string): Omit<DockerConfig, 'path' | 'exists'> {
   let doc: unknown;
   try {
     doc = text.trim() === '' ? {} : JSON.parse(text); // docker treats an empty file (io.EOF) as empty config
   } catch (e) {
-    throw new FerryError('E_BAD_CONFIG', `cannot read ${what} ${path}: ${jsonErrorText(e, text)}`, {
-      hint: `fix or remove ${path}`,
-    });
+    throw new FerryError('E_BAD_CONFIG', `cannot read ${where}: ${jsonErrorText(e, text)}`, hint ? { hint } : {});
   }
+  return parseAuthDoc(doc, where);
+}
+
+/** The `auths` / `credHelpers` / `credsStore` fields of a parsed auth-file document. */
+export function parseAuthDoc(doc: unknown, where: string): Omit<DockerConfig, 'path' | 'exists'> {
   if (doc === null) doc = {};
-  if (!isObject(doc)) throw new FerryError('E_BAD_CONFIG', `cannot read ${what} ${path}: top-level value is not a JSON object`);
+  if (!isObject(doc)) throw new FerryError('E_BAD_CONFIG', `cannot read ${where}: top-level value is not a JSON object`);
   const auths: Record<string, AuthEntry> = {};
   const rawAuths = field(doc, 'auths');
   if (isObject(rawAuths)) {
     for (const [k, v] of Object.entries(rawAuths)) if (isObject(v)) auths[k] = toEntry(v);
   } else if (rawAuths !== undefined && rawAuths !== null) {
-    throw new FerryError('E_BAD_CONFIG', `cannot read ${what} ${path}: "auths" is not an object`);
+    throw new FerryError('E_BAD_CONFIG', `cannot read ${where}: "auths" is not an object`);
   }
   const credHelpers: Record<string, string> = {};
   const rawHelpers = field(doc, 'credHelpers');

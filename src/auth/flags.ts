@@ -1,5 +1,6 @@
 /**
- * Credentials given on the command line.
+ * Credentials given on the command line (`--creds`, `--src-creds`, `--dest-creds`; binding them to
+ * registry hosts is src/cli/credentials.ts).
  *
  * `--creds USER:PASSWORD` (skopeo's flag shape): split at the FIRST ':' so passwords may contain
  * colons (as docker's `decodeAuth`); the username must be non-empty. skopeo prompts for a password
@@ -9,13 +10,13 @@
 import type { Credential } from './credential.js';
 import { FerryError } from '../errors.js';
 
-export function parseCredsFlag(s: string): Credential {
+export function parseCredsFlag(s: string, flag = '--creds'): Credential {
   const i = s.indexOf(':');
   if (i < 0) {
-    throw new FerryError('E_USAGE', '--creds must be USERNAME:PASSWORD (no ":" found)', {
-      hint: 'pass --creds user:password, or omit it to use docker/podman login credentials',
+    throw new FerryError('E_USAGE', `${flag} must be USERNAME:PASSWORD (no ":" found)`, {
+      hint: `pass ${flag} user:password, or omit it to use docker/podman login credentials`,
     });
   }
-  if (i === 0) throw new FerryError('E_USAGE', '--creds has an empty username (expected USERNAME:PASSWORD)');
-  return { kind: 'basic', username: s.slice(0, i), password: s.slice(i + 1), source: 'command line (--creds)' };
+  if (i === 0) throw new FerryError('E_USAGE', `${flag} has an empty username (expected USERNAME:PASSWORD)`);
+  return { kind: 'basic', username: s.slice(0, i), password: s.slice(i + 1), source: `command line (${flag})` };
 }

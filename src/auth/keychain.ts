@@ -23,6 +23,8 @@ import { homedir } from 'node:os';
 import type { Credential } from './credential.js';
 import { ANONYMOUS } from './credential.js';
 import {
+  type AuthEntry,
+  type DockerConfig,
   configuredHelper,
   containsAuth,
   dockerAuthKey,
@@ -52,38 +54,79 @@ const defaultWarn = (msg: string): void => {
   process.stderr.write(`ferry: warning: ${msg}\n`);
 };
 
+/** Runs credential helper `helper` for `helperKey`; a missing binary warns and gives undefined;
+ * `soft`: any failure is only a warning. */
+export async function credentialFromHelper(
+  helper: string, helperKey: string, registry: string, opts: { env: NodeJS.ProcessEnv; warn: (m: string) => void; helperTimeoutMs?: number | undefined }, soft: boolean,
+): Promise<Credential | undefined> {
+  const source = `credential helper ${HELPER_PREFIX}${helper}`;
+  const helperOpts = opts.helperTimeoutMs === undefined ? { env: opts.env } : { env: opts.env, timeoutMs: opts.helperTimeoutMs };
+  try {
+    const r = await getFromHelper(helper, helperKey, helperOpts);
+    switch (r.kind) {
+      case 'basic':
+        return { kind: 'basic', username: r.username, password: r.secret, source };
+      case 'identity-token':
+        return { kind: 'identity-token', token: r.token, source };
+      case 'missing':
+        opts.warn(`credential helper ${HELPER_PREFIX}${helper} not found on PATH; continuing without credentials for ${registry}`);
+        return undefined;
+      default:
+        return undefined;
+    }
+  } catch (e) {
+    if (soft && isFerryError(e)) {
+      opts.warn(`${e.message}; continuing without credentials for ${registry}`);
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+export interface ConfigLookup {
+  /** Auto-detect the platform's default store for a config without auth data (docker does, for its own config). */
+  detectDefault: boolean;
+  /** `auths` lookup; default: docker's file store (exact key, then ConvertToHostname scan). */
+  lookup?: (auths: DockerConfig['auths'], key: string) => { key: string; entry: AuthEntry } | undefined;
+  /** Names the file in `source` strings: "docker config /x/config.json". */
+  label: string;
+}
+
+/**
+ * docker's step 2 (module comment) on one config document: credHelpers[key] > credsStore >
+ * auths. undefined when the config has nothing for the registry.
+ */
+export async function resolveInConfig(
+  cfg: DockerConfig, registry: string, how: ConfigLookup, opts: { env: NodeJS.ProcessEnv; warn: (m: string) => void; helperTimeoutMs?: number | undefined },
+): Promise<Credential | undefined> {
+  const key = dockerAuthKey(registry);
+  const lookup = how.lookup ?? fileStoreGet;
+  const fileSource = `${how.label} (auths)`;
+  let helper = configuredHelper(cfg, key);
+  let soft = false;
+  if (!helper && how.detectDefault && !containsAuth(cfg)) {
+    const def = detectDefaultStore(opts.env);
+    if (def) {
+      helper = { helper: def, via: 'credsStore' };
+      soft = true;
+    }
+  }
+  if (helper) {
+    const registryToken = lookup(cfg.auths, key)?.entry.registrytoken;
+    if (registryToken) return { kind: 'registry-token', token: registryToken, source: fileSource };
+    return credentialFromHelper(helper.helper, key, registry, opts, soft);
+  }
+  const hit = lookup(cfg.auths, key);
+  return hit ? entryToCredential(hit.entry, fileSource, `${how.label}, entry ${JSON.stringify(hit.key)}`) : undefined;
+}
+
 /** Resolves the credential for `registry` (the reference's canonical domain, e.g. `docker.io`). */
 export async function resolveCredential(registry: string, opts: ResolveOptions = {}): Promise<Credential> {
   const env = opts.env ?? process.env;
   const home = opts.homeDir ?? (env['HOME'] || env['USERPROFILE'] || homedir());
   const warn = opts.warn ?? defaultWarn;
-  const helperOpts = opts.helperTimeoutMs === undefined ? { env } : { env, timeoutMs: opts.helperTimeoutMs };
+  const hOpts = { env, warn, helperTimeoutMs: opts.helperTimeoutMs };
   const key = dockerAuthKey(registry);
-
-  // Runs a helper; missing binary → warn and undefined. `soft`: any failure is only a warning.
-  const fromHelper = async (helper: string, helperKey: string, soft: boolean): Promise<Credential | undefined> => {
-    const source = `credential helper ${HELPER_PREFIX}${helper}`;
-    try {
-      const r = await getFromHelper(helper, helperKey, helperOpts);
-      switch (r.kind) {
-        case 'basic':
-          return { kind: 'basic', username: r.username, password: r.secret, source };
-        case 'identity-token':
-          return { kind: 'identity-token', token: r.token, source };
-        case 'missing':
-          warn(`credential helper ${HELPER_PREFIX}${helper} not found on PATH; continuing without credentials for ${registry}`);
-          return undefined;
-        default:
-          return undefined;
-      }
-    } catch (e) {
-      if (soft && isFerryError(e)) {
-        warn(`${e.message}; continuing without credentials for ${registry}`);
-        return undefined;
-      }
-      throw e;
-    }
-  };
 
   // 1. DOCKER_AUTH_CONFIG
   const envConfig = env['DOCKER_AUTH_CONFIG'];
@@ -98,34 +141,15 @@ export async function resolveCredential(registry: string, opts: ResolveOptions =
 
   // 2. docker config.json
   const cfg = loadDockerConfig(env, home);
-  const fileSource = `docker config ${cfg.path} (auths)`;
-  let helper = configuredHelper(cfg, key);
-  let soft = false;
-  if (!helper && !containsAuth(cfg)) {
-    const def = detectDefaultStore(env);
-    if (def) {
-      helper = { helper: def, via: 'credsStore' };
-      soft = true;
-    }
-  }
-  if (helper) {
-    const fileHit = fileStoreGet(cfg.auths, key);
-    const registryToken = fileHit?.entry.registrytoken;
-    if (registryToken) return { kind: 'registry-token', token: registryToken, source: fileSource };
-    const c = await fromHelper(helper.helper, key, soft);
-    if (c) return c;
-  } else {
-    const hit = fileStoreGet(cfg.auths, key);
-    const c = hit && entryToCredential(hit.entry, fileSource, `docker config ${cfg.path}, entry ${JSON.stringify(hit.key)}`);
-    if (c) return c;
-  }
+  const c = await resolveInConfig(cfg, registry, { detectDefault: true, label: `docker config ${cfg.path}` }, hOpts);
+  if (c) return c;
 
   // 3. podman / containers auth files
   for (const path of podmanAuthFiles(env, home)) {
     const m = findInPodmanFile(path, registry, opts.repository);
     if (!m) continue;
     if (m.kind === 'helper') {
-      const c = await fromHelper(m.helper, registry, false);
+      const c = await credentialFromHelper(m.helper, registry, registry, hOpts, false);
       if (c) return c;
       continue;
     }

@@ -1,16 +1,12 @@
 import { type Command, Option } from 'commander';
-import { parseCredsFlag } from '../auth/flags.js';
-import type { Credential } from '../auth/credential.js';
 import { FerryError } from '../errors.js';
 import type { OpContext } from '../ops/context.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
+import { bindCredentials, commandScope, type CommandScope, type CredentialFlags } from './credentials.js';
 import type { CliIO } from './io.js';
 
 /** Options every command accepts (declared on the root program; commander merges them). */
-export interface GlobalOptions {
-  creds?: string;
-  username?: string;
-  passwordStdin?: boolean;
+export interface GlobalOptions extends CredentialFlags {
   plainHttp?: boolean;
   tlsVerify: boolean;
   debug?: boolean;
@@ -22,9 +18,16 @@ export interface GlobalOptions {
 
 export function addGlobalOptions(program: Command): void {
   program
-    .option('--creds <user:password>', 'registry credentials (prefer --username with --password-stdin: argv is visible to other users)')
-    .option('--username <name>', 'registry user name; the password is read from --password-stdin')
-    .option('--password-stdin', 'read the password or token from standard input')
+    .option('--creds <user:password>', 'credentials for the one registry of the command (prefer --username with --password-stdin: argv is visible to other users)')
+    .option('--username <name>', 'user name for the one registry of the command; the password is read from --password-stdin')
+    .option('--src-creds <user:password>', 'credentials for the source registry only (copy, pull)')
+    .option('--src-username <name>', 'user name for the source registry only; the password is read from --password-stdin')
+    .option('--dest-creds <user:password>', 'credentials for the destination registry only (copy, push)')
+    .option('--dest-username <name>', 'user name for the destination registry only; the password is read from --password-stdin')
+    .option('--password-stdin', 'read the password or token from standard input (for the one --username/--src-username/--dest-username given)')
+    .option('--authfile <file>', 'read credentials from this file instead of docker/podman config: a docker config.json, podman auth.json, Kubernetes .dockerconfigjson or Secret (JSON)')
+    .option('--src-authfile <file>', 'authfile for the source registry (overrides --authfile)')
+    .option('--dest-authfile <file>', 'authfile for the destination registry (overrides --authfile)')
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
@@ -64,23 +67,16 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Turns the global flags into an OpContext (credentials, TLS, logging). */
-export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSignal, warn: (m: string) => void): Promise<OpContext> {
-  let credential: Credential | undefined;
-  if (g.creds !== undefined && (g.username !== undefined || g.passwordStdin)) {
-    throw new FerryError('E_USAGE', '--creds cannot be combined with --username/--password-stdin');
-  }
-  if (g.creds !== undefined) credential = parseCredsFlag(g.creds);
-  else if (g.passwordStdin) {
-    if (!g.username) throw new FerryError('E_USAGE', '--password-stdin needs --username');
-    const password = (await readAll(io.stdin)).replace(/\r?\n$/, '');
-    if (!password) throw new FerryError('E_USAGE', '--password-stdin: standard input was empty');
-    credential = { kind: 'basic', username: g.username, password, source: '--password-stdin' };
-  } else if (g.username) {
-    throw new FerryError('E_USAGE', '--username needs --password-stdin', { hint: 'echo "$TOKEN" | ferry … --username me --password-stdin' });
-  }
+/**
+ * Turns the global flags into an OpContext (credentials bound to the command's registries, TLS,
+ * logging). `scope` says which registries the command touches (default: from `cmd`).
+ */
+export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSignal, warn: (m: string) => void, scope: CommandScope | Command): Promise<OpContext> {
+  const sc = typeof scope.command === 'string' ? (scope as CommandScope) : await commandScope(scope as Command);
+  const bound = await bindCredentials(g, sc, async () => (await readAll(io.stdin)).replace(/\r?\n$/, ''));
   const ctx: OpContext = { tlsVerify: g.tlsVerify, env: io.env, signal, warn };
-  if (credential) ctx.credential = credential;
+  if (bound.credentials.length) ctx.credentials = bound.credentials;
+  if (bound.authfiles.source || bound.authfiles.destination) ctx.authfiles = bound.authfiles;
   if (g.plainHttp) ctx.plainHttp = true;
   if (g.debug) ctx.debug = (line) => io.stderr.write(`debug: ${line}\n`);
   return ctx;

@@ -45,8 +45,9 @@ Locations:
   docker-archive:FILE[:name:tag|@N]
                            docker save / docker load format (also read by podman, skopeo, Apptainer)
 
-Credentials come from --creds / --username --password-stdin, then docker's config
-(DOCKER_CONFIG or ~/.docker/config.json: auths, credHelpers, credsStore), then podman's
+Credentials come from --creds / --username --password-stdin (the one registry of the command;
+--src-creds / --dest-creds per side when there are two), or --authfile FILE, else docker's
+config (DOCKER_CONFIG or ~/.docker/config.json: auths, credHelpers, credsStore), then podman's
 auth.json, else anonymous.
 
 Exit status: 0 ok, 1 other, 2 usage or bad input, 3 authentication/permission,

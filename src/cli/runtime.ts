@@ -28,7 +28,7 @@ export async function runtimeFor(cmd: Command, io: CliIO, signal: AbortSignal): 
     warned.add(s);
     io.stderr.write(`ferry: warning: ${s}\n`);
   };
-  const ctx = await contextFrom(g, io, signal, warn);
+  const ctx = await contextFrom(g, io, signal, warn, cmd);
   return {
     io, g, ctx, warn,
     out: (s) => void io.stdout.write(`${s}\n`),

@@ -61,7 +61,7 @@ export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): P
       }
       return ctx.hadCredentials
         ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, 'check the username and password/token (--creds, docker login, or your credential helper)')
-        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, 'pass --creds user:pass or --username/--password-stdin, or log in with docker login');
+        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, 'pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with docker login');
     case 403:
       return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
     case 404:

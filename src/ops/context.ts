@@ -2,7 +2,9 @@ import { Session, type SessionOptions } from '../registry/session.js';
 import { VERSION } from '../version.js';
 
 /** Everything an operation needs besides its own arguments; built by the CLI or a library user.
- * The session settings (credentials, TLS, logging) plus the run's abort signal. */
+ * The session settings (credentials bound to registry hosts and sides, per-side authfiles, TLS,
+ * logging) plus the run's abort signal. There is no "credential for every registry": a library
+ * caller binds each credential to the host (and side) it belongs to, as src/cli/credentials.ts does. */
 export type OpContext = Omit<SessionOptions, 'userAgent' | 'retry'> & { signal?: AbortSignal };
 
 export function createSession(ctx: OpContext): Session {

@@ -1,4 +1,5 @@
-import { ANONYMOUS, credentialSecrets, type Credential } from '../auth/credential.js';
+import { resolveFromAuthfile } from '../auth/authfile.js';
+import { ANONYMOUS, credentialSecrets, type Credential, type CredentialBinding, type CredentialSide } from '../auth/credential.js';
 import { resolveCredential } from '../auth/keychain.js';
 import { TokenCache } from '../auth/token-cache.js';
 import type { TokenTransport } from '../auth/token.js';
@@ -8,7 +9,7 @@ import { loggingMiddleware } from '../http/logging.js';
 import { retryMiddleware } from '../http/retry.js';
 import { schemeMiddleware } from '../http/scheme.js';
 import { createDispatchers, createSend, type Dispatchers } from '../http/send.js';
-import type { DebugLog, HostSettings, Send } from '../http/types.js';
+import type { DebugLog, HostSettings, Middleware, Send } from '../http/types.js';
 import { userAgentMiddleware } from '../http/user-agent.js';
 import { readBounded } from '../util/bounded.js';
 import type { BackoffPolicy } from '../util/backoff.js';
@@ -16,8 +17,12 @@ import { isLoopbackRegistry, type ImageReference } from '../ref/index.js';
 import { RegistryClient } from './client.js';
 
 export interface SessionOptions {
-  /** Credentials from flags (--creds / --username + --password-stdin): used for every registry. */
-  credential?: Credential;
+  /** Credentials bound to registry hosts (and optionally a side): --creds, --src-creds, --dest-creds.
+   * A binding is used for its registry only; every other registry resolves as below. */
+  credentials?: readonly CredentialBinding[];
+  /** Auth files read instead of the default chain (docker/podman config), per side (--authfile,
+   * --src-authfile, --dest-authfile). */
+  authfiles?: Partial<Record<CredentialSide, string>>;
   plainHttp?: boolean;
   tlsVerify?: boolean;
   debug?: DebugLog;
@@ -30,17 +35,26 @@ export interface SessionOptions {
 const MAX_TOKEN_BODY = 64 * 1024;
 
 /**
- * One per command run: owns the connection pools, the token cache and one composed middleware
- * stack per registry. The stack order is stated once, in http/compose.ts.
+ * One per command run: owns the connection pools and one composed middleware stack (with its own
+ * token cache) per (registry, credential choice). The stack order is stated once, in http/compose.ts.
+ *
+ * Credential choice for (registry, side), first match wins: a binding for that registry and side,
+ * a binding for that registry without a side, the side's authfile, the default chain
+ * (resolveCredential). Bindings are per host and so share one client; authfile and default-chain
+ * lookups may depend on the repository (podman's namespaced keys, `quay.io/org`), so those clients
+ * are per repository. A source and a destination on one registry with different credentials thus
+ * get different clients, and a destination's requests (its cross-repository mounts included) carry
+ * the destination's credential only. Tokens are cached per client, never across credentials.
  */
 export class Session {
   private readonly dispatchers: Dispatchers = createDispatchers();
   private readonly clients = new Map<string, RegistryClient>();
-  private readonly cache = new TokenCache();
   private readonly secrets = new Set<string>();
+  /** One scheme choice per registry host, shared by that host's clients (one https probe). */
+  private readonly schemes = new Map<string, Middleware>();
 
   constructor(readonly opts: SessionOptions) {
-    if (opts.credential) credentialSecrets(opts.credential).forEach((s) => this.secrets.add(s));
+    for (const b of opts.credentials ?? []) credentialSecrets(b.credential).forEach((s) => this.secrets.add(s));
   }
 
   hostSettings(ref: ImageReference): HostSettings {
@@ -49,8 +63,34 @@ export class Session {
     return { scheme: isLoopbackRegistry(ref.registry) ? 'auto' : 'https', tlsVerify };
   }
 
-  registry(ref: ImageReference): RegistryClient {
-    const existing = this.clients.get(ref.registry);
+  /** Where the credential for `ref`'s registry on `side` comes from, and the client key it implies. */
+  private choice(ref: ImageReference, side: CredentialSide): { key: string; label: string; resolve: () => Promise<Credential> } {
+    const bindings = this.opts.credentials ?? [];
+    const i = bindings.findIndex((b) => b.registry === ref.registry && b.side === side);
+    const j = i >= 0 ? i : bindings.findIndex((b) => b.registry === ref.registry && b.side === undefined);
+    if (j >= 0) {
+      const b = bindings[j]!;
+      return { key: JSON.stringify([ref.registry, 'binding', j]), label: b.side ?? 'any side', resolve: async () => b.credential };
+    }
+    const env = this.opts.env ?? process.env;
+    const warn = this.opts.warn ?? (() => {});
+    const file = this.opts.authfiles?.[side];
+    if (file) {
+      return {
+        key: JSON.stringify([ref.registry, 'authfile', file, ref.repository]), label: side,
+        resolve: () => resolveFromAuthfile(file, ref.registry, { env, warn, repository: ref.repository }),
+      };
+    }
+    return {
+      key: JSON.stringify([ref.registry, 'default', ref.repository]), label: side,
+      resolve: () => resolveCredential(ref.registry, { env, warn, repository: ref.repository }),
+    };
+  }
+
+  /** The client for `ref`'s registry, authenticating as the credential chosen for `side`. */
+  registry(ref: ImageReference, side: CredentialSide = 'source'): RegistryClient {
+    const choice = this.choice(ref, side);
+    const existing = this.clients.get(choice.key);
     if (existing) return existing;
     const settings = this.hostSettings(ref);
     const apiHost = ref.apiHost();
@@ -62,9 +102,9 @@ export class Session {
     let current: Credential = ANONYMOUS;
     const credential = () => {
       resolved ??= (async () => {
-        const c = this.opts.credential ?? (await resolveCredential(ref.registry, { env: this.opts.env ?? process.env, warn: this.opts.warn ?? (() => {}) }));
+        const c = await choice.resolve();
         credentialSecrets(c).forEach((s) => this.secrets.add(s));
-        this.opts.debug?.(`credentials for ${ref.registry}: ${c.kind}${c.source ? ` (${c.source})` : ''}`);
+        this.opts.debug?.(`credentials for ${ref.registry} (${choice.label}): ${c.kind}${c.source ? ` (${c.source})` : ''}`);
         current = c;
         return c;
       })();
@@ -77,16 +117,18 @@ export class Session {
       return { status: res.status, headers: res.headers, body };
     };
     const auth = authMiddleware({
-      apiHost, credential, tokenTransport, cache: this.cache,
+      apiHost, credential, tokenTransport, cache: new TokenCache(),
       allowHttpRealm: settings.scheme !== 'https', ...(this.opts.debug ? { log: this.opts.debug } : {}),
     });
-    const stack: Send = compose([auth, ua, retry, schemeMiddleware(settings, apiHost), logging], send);
+    let scheme = this.schemes.get(ref.registry);
+    if (!scheme) this.schemes.set(ref.registry, (scheme = schemeMiddleware(settings, apiHost)));
+    const stack: Send = compose([auth, ua, retry, scheme, logging], send);
     const client = new RegistryClient({
       send: stack, registry: ref.registry, apiHost,
       hasCredentials: () => current.kind !== 'anonymous',
       secrets: () => [...this.secrets],
     });
-    this.clients.set(ref.registry, client);
+    this.clients.set(choice.key, client);
     return client;
   }
 

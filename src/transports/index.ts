@@ -19,7 +19,7 @@ export type * from './types.js';
 export function openSource(loc: Location, session: Session): ImageSource {
   switch (loc.transport) {
     case 'docker':
-      return new RegistrySource(session.registry(loc.ref).repository(loc.ref.repository), loc.ref);
+      return new RegistrySource(session.registry(loc.ref, 'source').repository(loc.ref.repository), loc.ref);
     case 'oci':
       return new OciLayoutSource(loc.path, loc.tag);
     case 'oci-archive':
@@ -50,7 +50,7 @@ export function destinationCapabilities(loc: Location): DestinationCapabilities 
 export function openDestination(loc: Location, session: Session, opts: DestinationOptions = {}): ImageDestination {
   switch (loc.transport) {
     case 'docker':
-      return new RegistryDestination(session.registry(loc.ref).repository(loc.ref.repository), {
+      return new RegistryDestination(session.registry(loc.ref, 'destination').repository(loc.ref.repository), {
         ref: loc.ref,
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),

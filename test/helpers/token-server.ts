@@ -22,7 +22,8 @@
  *   * on registry:catalog:*; bob → pull on every repository; anonymous → pull
  *   on `public/*` only. Grant = intersection of requested and allowed.
  * - `requests` records every request (method, path, query, hasAuth, user,
- *   grantType, status, granted) — never passwords or refresh tokens.
+ *   attemptedUser — the name presented, even if rejected —, grantType, status,
+ *   granted) — never passwords or refresh tokens.
  * - stop() closes the server and removes the temp dir it created.
  */
 import { createHash, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
@@ -56,6 +57,9 @@ export interface TokenRequestRecord {
   hasAuth: boolean;
   /** Authenticated principal, undefined for anonymous or failed auth. */
   user?: string;
+  /** The user name the client presented (Basic or password grant), even when it was rejected:
+   * proves which credentials reached this server. */
+  attemptedUser?: string;
   grantType?: string;
   status: number;
   /** Scopes requested (query `scope` params or the POST form `scope`). */
@@ -166,6 +170,7 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
         rec.grantType = params.get('grant_type') ?? '';
         if (rec.grantType === 'password') {
           const name = params.get('username') ?? '';
+          rec.attemptedUser = name;
           if (users[name] === undefined || users[name] !== params.get('password')) return deny('invalid username or password');
           user = name;
         } else if (rec.grantType === 'refresh_token') {
@@ -182,6 +187,7 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
           const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
           const colon = decoded.indexOf(':');
           const name = decoded.slice(0, Math.max(colon, 0));
+          rec.attemptedUser = name;
           if (colon < 0 || users[name] === undefined || users[name] !== decoded.slice(colon + 1)) {
             return deny('invalid username or password');
           }

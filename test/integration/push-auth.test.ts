@@ -116,7 +116,8 @@ describe.skipIf(!has)('push, copy, tag and delete with token auth', () => {
 
   it('copy from another registry instance uploads normally: no mount attempted', async () => {
     const mark = logMark(reg);
-    const doc = await ferryJson<CopyDoc>(['copy', '-q', ...alice, `${other.host}/lib/app:v1`, `${reg.host}/private/from-other:v1`]);
+    // two registries: --creds would be a usage error; the destination's credentials go to it alone
+    const doc = await ferryJson<CopyDoc>(['copy', '-q', '--dest-creds', `alice:${reg.users.alice}`, `${other.host}/lib/app:v1`, `${reg.host}/private/from-other:v1`]);
     const lines = accessLines(await logSince(reg, mark));
     expect(doc).toMatchObject({ digest: image.digest, changes: [] });
     expect(doc.blobs).toMatchObject({ total: 3, mounted: 0, transferred: 3 });

@@ -44,7 +44,7 @@ describe('token auth', () => {
   it('alice pulls a private repo with exactly one token request for its one scope set', async () => {
     const reg = await startReg({ auth: 'token', users });
     const seeded = seedImage(reg, 'private/app', 'v1', { layers: 4 });
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
 
     const result = await pullToLayout(session, reg.host, 'private/app', 'v1', tempDir(), { jobs: 4 });
 
@@ -66,7 +66,7 @@ describe('token auth', () => {
     const reg = await startReg({ auth: 'token', users });
     seedImage(reg, 'team/a', 'v1');
     seedImage(reg, 'team/b', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     for (const repo of ['team/a', 'team/b', 'team/a', 'team/b']) {
       await repoOf(session, reg.host, repo, 'v1').client.getManifest('v1');
     }
@@ -77,7 +77,7 @@ describe('token auth', () => {
     const reg = await startReg({ auth: 'token', users });
     const a = seedImage(reg, 'team/a', 'v1');
     const b = seedImage(reg, 'team/b', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'team/a', 'v1');
     expect((await client.getManifest('v1')).descriptor.digest).toBe(a.digest); // token for team/a
     // a request whose declared scopes (team/a) do not cover what it touches (team/b)
@@ -96,7 +96,7 @@ describe('token auth', () => {
   it('insufficient_scope is re-asked only once: a second 401 is final (no loop)', async () => {
     const reg = await startReg({ auth: 'token', users });
     seedImage(reg, 'team/a', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'team/a', 'v1');
     await client.getManifest('v1');
     const before = tokenRequests(reg).length;
@@ -122,7 +122,7 @@ describe('token auth', () => {
   it('an expired token is refreshed transparently (invalid_token → one new token → success)', async () => {
     const reg = await startReg({ auth: 'token', users });
     const seeded = seedImage(reg, 'private/app', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'private/app', 'v1');
     await client.getManifest('v1');
     expect(tokenRequests(reg)).toHaveLength(1);
@@ -143,7 +143,7 @@ describe('token auth', () => {
     const reg = await startReg({ auth: 'token', users });
     seedImage(reg, 'private/app', 'v1');
     const wrong = 'Wr0ng-Passw0rd!';
-    const { session, lines } = newSession({ credential: basicCred('alice', wrong) });
+    const { session, lines } = newSession({ credential: basicCred('alice', wrong), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'private/app', 'v1');
 
     const e = await rejection(client.getManifest('v1'));
@@ -162,7 +162,7 @@ describe('token auth', () => {
   it('user without access (401 insufficient_scope after the token) → E_DENIED naming the repository', async () => {
     const reg = await startReg({ auth: 'token', users });
     seedImage(reg, 'private/app', 'v1');
-    const { session } = newSession({ credential: basicCred('bob', 'bob-pw-1234') });
+    const { session } = newSession({ credential: basicCred('bob', 'bob-pw-1234'), registry: reg.host });
     const { source } = repoOf(session, reg.host, 'private/app', 'v1');
     const e = await rejection(source.resolve());
     expect(e.code).toBe('E_DENIED');
@@ -176,7 +176,7 @@ describe('basic auth', () => {
   it('first request 401 → retried once with Basic; later requests authenticate up front', async () => {
     const reg = await startReg({ auth: 'basic', users });
     const seeded = seedImage(reg, 'app', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'app', 'v1');
 
     expect((await client.getManifest('v1')).descriptor.digest).toBe(seeded.digest);
@@ -190,7 +190,7 @@ describe('basic auth', () => {
   it('full pull with Basic: one 401 in total, everything else authenticated', async () => {
     const reg = await startReg({ auth: 'basic', users });
     const seeded = seedImage(reg, 'app', 'v1', { layers: 3 });
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const result = await pullToLayout(session, reg.host, 'app', 'v1', tempDir());
     expect(result.root.digest).toBe(seeded.digest);
     expect(reg.requests.filter((r) => r.status === 401)).toHaveLength(1);
@@ -200,7 +200,7 @@ describe('basic auth', () => {
   it('wrong password → E_UNAUTHORIZED "credentials rejected", 2 requests, no secret in the message', async () => {
     const reg = await startReg({ auth: 'basic', users });
     seedImage(reg, 'app', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', 'nope-nope-nope') });
+    const { session } = newSession({ credential: basicCred('alice', 'nope-nope-nope'), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'app', 'v1');
     const e = await rejection(client.getManifest('v1'));
     expect(e.code).toBe('E_UNAUTHORIZED');
@@ -213,7 +213,7 @@ describe('basic auth', () => {
   it('user without access → E_DENIED naming the repository', async () => {
     const reg = await startReg({ auth: 'basic', users });
     seedImage(reg, 'private/app', 'v1');
-    const { session } = newSession({ credential: basicCred('bob', 'bob-pw-1234') });
+    const { session } = newSession({ credential: basicCred('bob', 'bob-pw-1234'), registry: reg.host });
     const { source } = repoOf(session, reg.host, 'private/app', 'v1');
     const e = await rejection(source.resolve());
     expect(e.code).toBe('E_DENIED');

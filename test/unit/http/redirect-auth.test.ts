@@ -16,7 +16,7 @@ describe('redirects and credentials', () => {
     const seeded = seedImage(reg, 'app', 'v1', { layers: 2, layerSize: 50_000 });
     const port = reg.host.split(':')[1];
     reg.faults.push({ match: { method: 'GET', path: BLOB }, action: { kind: 'redirect', to: `http://localhost:${port}/_storage/{digest}` } });
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const dir = tempDir();
 
     const result = await pullToLayout(session, reg.host, 'app', 'v1', dir);
@@ -41,7 +41,7 @@ describe('redirects and credentials', () => {
   it('a same-host redirect keeps Authorization', async () => {
     const reg = await startReg({ auth: 'basic', users });
     const seeded = seedImage(reg, 'app', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'app', 'v1');
     await client.getManifest('v1'); // learns the Basic challenge
     reg.faults.push({ match: { method: 'GET', path: BLOB }, times: 1, action: { kind: 'redirect', to: `http://${reg.host}{path}?hop=1` } });
@@ -58,7 +58,7 @@ describe('redirects and credentials', () => {
   it('control: the storage route refuses an Authorization header, so a same-host redirect to it fails', async () => {
     const reg = await startReg({ auth: 'basic', users });
     seedImage(reg, 'app', 'v1');
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'app', 'v1');
     const layer = JSON.parse((await client.getManifest('v1')).bytes.toString()).layers[0] as Descriptor;
     reg.faults.push({ match: { method: 'GET', path: BLOB }, action: { kind: 'redirect', to: `http://${reg.host}/_storage/{digest}` } });
@@ -78,7 +78,7 @@ describe('redirects and credentials', () => {
         h['set-cookie'] = ['registry_session=cookie-secret-1; Path=/', 'lb=node-2; Path=/'];
       },
     });
-    const { session, lines } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session, lines } = newSession({ credential: basicCred('alice', PASSWORD), registry: proxy.host });
     const dir = tempDir();
 
     const result = await pullToLayout(session, proxy.host, 'app', 'v1', dir);
@@ -98,7 +98,7 @@ describe('redirects and credentials', () => {
       match: { method: 'GET', path: BLOB },
       action: { kind: 'status', status: 307, headers: { Location: `http://${storage.host}/_storage/${seeded.blobs[0]}`, 'Set-Cookie': 'AWSALB=cookie-secret-2' } },
     });
-    const { session } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
     const { client } = repoOf(session, reg.host, 'app', 'v1');
     const layer = JSON.parse((await client.getManifest('v1')).bytes.toString()).layers[0] as Descriptor;
 
@@ -117,7 +117,7 @@ describe('--debug output never leaks secrets', () => {
     const seeded = seedImage(reg, 'app', 'v1');
     const port = reg.host.split(':')[1];
     reg.faults.push({ match: { method: 'GET', path: BLOB }, times: 1, action: { kind: 'redirect', to: `http://localhost:${port}/_storage/{digest}?X-Amz-Signature=sig-secret-3&X-Amz-Credential=cred-secret-4` } });
-    const { session, lines } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session, lines } = newSession({ credential: basicCred('alice', PASSWORD), registry: reg.host });
 
     const result = await pullToLayout(session, reg.host, 'app', 'v1', tempDir());
 
@@ -133,7 +133,7 @@ describe('--debug output never leaks secrets', () => {
     const reg = await startReg({ auth: 'token', users });
     const seeded = seedImage(reg, 'private/app', 'v1');
     const proxy = await startRecordingProxy(reg.host);
-    const { session, lines } = newSession({ credential: basicCred('alice', PASSWORD) });
+    const { session, lines } = newSession({ credential: basicCred('alice', PASSWORD), registry: proxy.host });
 
     const result = await pullToLayout(session, proxy.host, 'private/app', 'v1', tempDir());
 

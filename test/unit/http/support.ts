@@ -52,10 +52,11 @@ export interface TestSession {
 }
 
 /**
- * A Session as the app builds one: plain http, fast retry policy, debug lines captured. Without a
- * credential the environment points at an empty HOME so no real docker config is read.
+ * A Session as the app builds one: plain http, fast retry policy, debug lines captured. A
+ * `credential` is bound to `registry` (host:port) only. Without a credential the environment
+ * points at an empty HOME so no real docker config is read.
  */
-export function newSession(opts: { credential?: Credential; retry?: typeof RETRY } = {}): TestSession {
+export function newSession(opts: { credential?: Credential; registry?: string; retry?: typeof RETRY } = {}): TestSession {
   const lines: string[] = [];
   const home = tempDir('ferry-home-');
   const session = new Session({
@@ -65,7 +66,7 @@ export function newSession(opts: { credential?: Credential; retry?: typeof RETRY
     debug: (l) => lines.push(l),
     env: { HOME: home, DOCKER_CONFIG: join(home, '.docker'), PATH: '' },
     warn: () => {},
-    ...(opts.credential ? { credential: opts.credential } : {}),
+    ...(opts.credential ? { credentials: [{ registry: opts.registry ?? '', credential: opts.credential }] } : {}),
   });
   cleanups.push(() => session.close());
   return { session, lines };

@@ -43,7 +43,7 @@ export async function setup(opts: MemRegistryOptions = {}, user?: [string, strin
 export function client(reg: MemRegistry, user?: [string, string]): { session: Session; repo: (name: string) => RepositoryClient } {
   const credential: Credential = user ? { kind: 'basic', username: user[0], password: user[1] } : { kind: 'anonymous' };
   const session = new Session({
-    userAgent: 'ferry-test', credential, plainHttp: true,
+    userAgent: 'ferry-test', credentials: [{ registry: reg.host, credential }], plainHttp: true,
     retry: { attempts: 4, baseMs: 2, maxMs: 10, maxRetryAfterMs: 1000 },
   });
   cleanup.push(() => session.close());
