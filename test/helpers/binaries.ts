@@ -30,6 +30,10 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   openssl: 'openssl',
   perl: 'perl-base',
   script: 'bsdutils',
+  chattr: 'e2fsprogs',
+  'dbus-run-session': 'dbus-bin',
+  'gnome-keyring-daemon': 'gnome-keyring',
+  'secret-tool': 'libsecret-tools',
 };
 
 /** Absolute path of `name` on PATH, or undefined. */
