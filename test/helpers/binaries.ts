@@ -31,7 +31,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   perl: 'perl-base',
   script: 'bsdutils',
   chattr: 'e2fsprogs',
-  'dbus-run-session': 'dbus-bin',
+  'dbus-run-session': 'dbus-daemon',
   'gnome-keyring-daemon': 'gnome-keyring',
   'secret-tool': 'libsecret-tools',
 };
