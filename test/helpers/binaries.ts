@@ -31,7 +31,8 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   perl: 'perl-base',
   script: 'bsdutils',
   chattr: 'e2fsprogs',
-  'dbus-run-session': 'dbus-daemon',
+  'dbus-daemon': 'dbus-daemon',
+  'dbus-send': 'dbus-bin',
   'gnome-keyring-daemon': 'gnome-keyring',
   'secret-tool': 'libsecret-tools',
 };
