@@ -165,6 +165,9 @@ function save(path: string, l: Loaded): void {
 export interface UpdateOptions {
   /** Names the file kind in errors: "docker config" (default) or "podman auth file". */
   what?: string;
+  /** Also set the top-level `credsStore` if the document has none (docker's Save after
+   * DetectDefaultStore). */
+  credsStore?: string;
 }
 
 /**
@@ -184,6 +187,7 @@ export function setAuthEntry(path: string, key: string, entry: Json, opts: Updat
     }
   }
   auths[key] = { ...entry, ...kept };
+  if (opts.credsStore && !Object.keys(l.doc).some((k) => k.toLowerCase() === 'credsstore')) l.doc['credsStore'] = opts.credsStore;
   save(path, l);
 }
 
@@ -194,12 +198,12 @@ export function setAuthEntry(path: string, key: string, entry: Json, opts: Updat
  * when something was removed (a missing file stays missing).
  */
 export function removeAuthEntries(path: string, key: string, opts: UpdateOptions = {}): string[] {
-  return removeWhere(path, (k) => k === key || convertToHostname(k) === key, opts);
+  return removeAuthEntriesWhere(path, (k) => k === key || convertToHostname(k) === key, opts);
 }
 
 /** Removes every `auths` entry (logout --all). Returns the keys removed. */
 export function removeAllAuthEntries(path: string, opts: UpdateOptions = {}): string[] {
-  return removeWhere(path, () => true, opts);
+  return removeAuthEntriesWhere(path, () => true, opts);
 }
 
 /** The keys of `auths` in file order (for logout --all); [] for a missing file. */
@@ -209,7 +213,8 @@ export function listAuthKeys(path: string, opts: UpdateOptions = {}): string[] {
   return auths ? Object.keys(auths) : [];
 }
 
-function removeWhere(path: string, match: (k: string) => boolean, opts: UpdateOptions): string[] {
+/** Removes the `auths` entries whose key matches; rewrites the file only if one did. */
+export function removeAuthEntriesWhere(path: string, match: (k: string) => boolean, opts: UpdateOptions = {}): string[] {
   const what = opts.what ?? 'docker config';
   const l = load(path, what);
   if (!l.existed) return [];

@@ -147,6 +147,11 @@ export class OsKeychain {
     }
   }
 
+  /** Talks to the keychain once (a read) so a missing bus/service/locked keyring shows up early. */
+  async check(registry: string): Promise<void> {
+    await this.call(() => this.b.get(dockerAuthKey(registry)));
+  }
+
   /** The stored credential for `registry` (docker.io, ghcr.io, host:port), or undefined. */
   async get(registry: string): Promise<Credential | undefined> {
     const key = dockerAuthKey(registry);
