@@ -231,3 +231,25 @@ describe.skipIf(!HAVE_SS)('login --keychain (real gnome-keyring)', () => {
     expect(r.stderr).toContain('--keychain: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset)');
   });
 });
+
+describe('the keychain module is loaded only for --keychain', () => {
+  /** Runs ferry with an ESM resolve hook that records every module specifier it resolves. */
+  async function resolvedModules(args: string[]): Promise<string[]> {
+    const dir = join(work.path, `trace-${++n}`);
+    mkdirSync(dir);
+    const hook = join(dir, 'hook.mjs');
+    const trace = join(dir, 'trace.txt');
+    writeFileSync(trace, '');
+    const body = `import { appendFileSync } from 'node:fs';
+export async function resolve(s, c, next) { appendFileSync(${JSON.stringify(trace)}, s + '\\n'); return next(s, c); }`;
+    writeFileSync(hook, `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(body)}));\n`);
+    await runCli(args, { env: { NODE_OPTIONS: `--import=${hook}`, DOCKER_CONFIG: dockerDir() } });
+    return readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+  }
+
+  it('not by --version nor by logout without --keychain; by logout --keychain', async () => {
+    expect((await resolvedModules(['--version'])).filter((m) => /keyring|keytar/.test(m))).toEqual([]);
+    expect((await resolvedModules(['logout', 'localhost:5000'])).filter((m) => /keyring|keytar/.test(m))).toEqual([]);
+    expect(await resolvedModules(['logout', '--keychain', 'localhost:5000'])).toContain('@napi-rs/keyring');
+  });
+});
