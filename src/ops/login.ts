@@ -25,6 +25,8 @@
  * `authfile`, else REGISTRY_AUTH_FILE / XDG_RUNTIME_DIR / ~/.config ones), and the OS keychain
  * (tried only with `keychain`, so plain logout never loads a native module). `all` removes every
  * entry from those places (for helpers: every key in the config plus the credsStore's `list`).
+ * A helper that fails (missing, erroring) is a warning and the rest is still removed, as docker
+ * logout does; a broken config file or keychain is an error.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +36,7 @@ import { detectDefaultStore } from '../auth/cred-helper.js';
 import { configuredHelper, containsAuth, convertToHostname, dockerAuthKey, loadDockerConfig } from '../auth/docker-config.js';
 import { OsKeychain } from '../auth/os-keychain.js';
 import { normalizePodmanKey, normalizePodmanRegistry, podmanAuthFiles } from '../auth/podman-auth.js';
-import { FerryError } from '../errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import { parseRepository } from '../ref/index.js';
 import { type OpContext, withSession } from './context.js';
 
@@ -71,7 +73,7 @@ export interface LogoutResult {
 /** `docker.io`, `ghcr.io`, `host:5000` from what a user types (`https://host/v1/` too). */
 export function normalizeRegistry(input: string): string {
   const host = convertToHostname(input.trim()).toLowerCase();
-  if (host === '' ) throw new FerryError('E_USAGE', 'login needs a registry host, e.g. ghcr.io or localhost:5000');
+  if (host === '') throw new FerryError('E_USAGE', 'login needs a registry host, e.g. ghcr.io or localhost:5000');
   if (host === 'index.docker.io' || host === 'registry-1.docker.io') return 'docker.io';
   if (host !== 'docker.io' && !host.includes('.') && !host.includes(':') && host !== 'localhost') {
     throw new FerryError('E_USAGE', `"${input}" is not a registry host name`, { hint: 'write the host as in an image reference: registry.example, host:5000, localhost:5000' });
@@ -149,8 +151,15 @@ export async function logout(a: LogoutArgs, ctx: OpContext): Promise<LogoutResul
   // docker config: helpers first (they need the auths keys), then auths.
   const path = dockerConfigPath(env);
   const cfg = loadDockerConfig(env, homeOf(env));
+  const warn = ctx.warn ?? ((m: string) => void process.stderr.write(`ferry: warning: ${m}\n`));
+  // As docker logout: a helper that fails is a warning, and the other places are still cleaned.
   const erase = async (helper: string, key: string): Promise<void> => {
-    if (await eraseFromHelper(helper, key, { env })) removed.push(`docker-credential-${helper}: ${key}`);
+    try {
+      if (await eraseFromHelper(helper, key, { env })) removed.push(`docker-credential-${helper}: ${key}`);
+    } catch (e) {
+      if (!isFerryError(e)) throw e;
+      warn(`could not erase the credentials for ${key}: ${e.message}`);
+    }
   };
   const implicitStore = !containsAuth(cfg) ? detectDefaultStore(env) : undefined;
   if (registry) {
@@ -166,7 +175,14 @@ export async function logout(a: LogoutArgs, ctx: OpContext): Promise<LogoutResul
       if (h) pairs.set(`${h}\0${k}`, h);
     }
     const store = cfg.credsStore || implicitStore;
-    if (store) for (const k of Object.keys(await listHelper(store, { env }))) pairs.set(`${store}\0${k}`, store);
+    if (store) {
+      try {
+        for (const k of Object.keys(await listHelper(store, { env }))) pairs.set(`${store}\0${k}`, store);
+      } catch (e) {
+        if (!isFerryError(e)) throw e;
+        warn(`could not list the credentials in docker-credential-${store}: ${e.message}`);
+      }
+    }
     for (const [hk, h] of pairs) await erase(h, hk.slice(h.length + 1));
     for (const k of removeAllAuthEntries(path)) removed.push(`${path}: ${k}`);
   }
