@@ -174,6 +174,26 @@ describe.skipIf(!has)('login / logout against a real htpasswd registry (https)',
   });
 });
 
+describe.skipIf(!has)('login prompt interruption', () => {
+  it('Ctrl-C at the password prompt: exit 130, terminal echo restored, nothing stored', async () => {
+    if (!requireBinary('script')) return;
+    const dir = dockerDir();
+    let typed = false;
+    // After ferry exits, `stty -a` shows whether echo is back on for the terminal.
+    const cmd = `DOCKER_CONFIG=${shq(dir)} ${shq(process.execPath)} ${shq(FERRY_BIN)} login -u alice 127.0.0.1:9; echo "rc=$?"; stty -a`;
+    const r = await runInPty(cmd, (tty, type) => {
+      if (!typed && tty.includes('Password: ')) {
+        typed = true;
+        type('abc\u0003');
+      }
+    });
+    expect(r.tty).toContain('rc=130');
+    expect(r.tty).toMatch(/(^|\s)echo(\s|$)/m);
+    expect(r.tty).not.toContain('abc');
+    expect(existsSync(join(dir, 'config.json'))).toBe(false);
+  });
+});
+
 describe.skipIf(!has)('login against a real token-auth registry', () => {
   let reg: RealRegistry;
   beforeAll(async () => {
