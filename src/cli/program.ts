@@ -5,6 +5,7 @@ import { pullCommand } from './commands/pull.js';
 import { tagsCommand } from './commands/tags.js';
 import { copyCommand } from './commands/copy.js';
 import { tagCommands } from './commands/tag.js';
+import { loginCommands } from './commands/login.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   pullCommand(program, io, signal);
   copyCommand(program, io, signal);
   tagCommands(program, io, signal);
+  loginCommands(program, io, signal);
   program.addHelpText('after', `
 Examples:
   ferry inspect alpine:3.20

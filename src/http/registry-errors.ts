@@ -42,6 +42,17 @@ export interface ErrorContext {
   secrets?: readonly string[];
 }
 
+/** The registry to name in a `ferry login` hint: the API host (Docker Hub's is docker.io). */
+function loginHost(url: string | URL): string {
+  let host: string;
+  try {
+    host = new URL(String(url)).host;
+  } catch {
+    return 'REGISTRY';
+  }
+  return host === 'registry-1.docker.io' || host === 'index.docker.io' ? 'docker.io' : host;
+}
+
 /** Reads (a bounded part of) a failed response and turns it into a FerryError. */
 export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): Promise<FerryError> {
   const text = redactText(await readTruncated(res.body, MAX_ERROR_BODY), ctx.secrets);
@@ -60,8 +71,8 @@ export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): P
         return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
       }
       return ctx.hadCredentials
-        ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, 'check the username and password/token (--creds, docker login, or your credential helper)')
-        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, 'pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with docker login');
+        ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, `check the username and password/token (--creds, ferry login ${loginHost(res.url)}, or your credential helper)`)
+        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, `pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login ${loginHost(res.url)}`);
     case 403:
       return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
     case 404:

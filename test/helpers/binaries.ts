@@ -30,6 +30,11 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   openssl: 'openssl',
   perl: 'perl-base',
   script: 'bsdutils',
+  chattr: 'e2fsprogs',
+  'dbus-daemon': 'dbus-daemon',
+  'dbus-send': 'dbus-bin',
+  'gnome-keyring-daemon': 'gnome-keyring',
+  'secret-tool': 'libsecret-tools',
 };
 
 /** Absolute path of `name` on PATH, or undefined. */

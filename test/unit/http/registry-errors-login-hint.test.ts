@@ -1,0 +1,23 @@
+import { describe, it, expect } from 'vitest';
+import { Readable } from 'node:stream';
+import { errorFromResponse } from '../../../src/http/registry-errors.js';
+import type { HttpResponse } from '../../../src/http/types.js';
+
+function res(url: string): HttpResponse {
+  return {
+    status: 401, headers: {}, url: new URL(url), body: Readable.from([Buffer.from('{"errors":[{"code":"UNAUTHORIZED"}]}')]),
+    header: () => undefined, dump: async () => {},
+  };
+}
+
+describe('401 hints name ferry login with the registry', () => {
+  it('without credentials', async () => {
+    const e = await errorFromResponse(res('https://reg.example:5000/v2/app/tags/list'), { action: 'listing tags', subject: 'reg.example:5000/app' });
+    expect(e.hint).toBe('pass --creds user:pass or --username/--password-stdin, or log in with ferry login reg.example:5000');
+  });
+  it('with rejected credentials; Docker Hub is named docker.io', async () => {
+    const e = await errorFromResponse(res('https://registry-1.docker.io/v2/library/x/manifests/1'), { action: 'fetching manifest', subject: 'x:1', hadCredentials: true });
+    expect(e.hint).toBe('check the username and password/token (--creds, ferry login docker.io, or your credential helper)');
+    expect(e.hint).not.toContain('docker login');
+  });
+});
