@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http';
 import { FerryError, isAbortError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
+import { describeProxy } from './proxy.js';
 
 const TLS_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
@@ -41,11 +43,25 @@ export function isRetryableNetworkError(e: unknown): boolean {
   ].includes(c);
 }
 
-/** Maps a thrown transport error to a FerryError (E_TLS / E_NETWORK), naming the host. */
-export function mapNetworkError(e: unknown, url: URL): unknown {
-  if (isAbortError(e) || (e as { name?: string }).name === 'FerryError') return e;
+/** The status a proxy refused with: undici reports a CONNECT answer other than 200, and a 407 to
+ * a forwarded request, as errors carrying only the number in their message. */
+function proxyRefusal(e: unknown): number | undefined {
+  const msg = String((e as Error)?.message ?? '');
+  const m = /^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling$/.exec(msg) ?? /^Proxy Authentication Required \((407)\)$/.exec(msg);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Maps a thrown transport error to a FerryError (E_TLS / E_NETWORK), naming the host, and the
+ * proxy when the request went through one (`proxy`: credentials are never shown). */
+export function mapNetworkError(e: unknown, url: URL, proxy?: URL): unknown {
+  if ((e as { name?: string }).name === 'FerryError') return e;
+  if (proxy) {
+    const mapped = mapProxyError(e, url, proxy);
+    if (mapped) return mapped;
+  }
+  if (isAbortError(e)) return e;
   const code = errCode(e);
-  const where = `${url.protocol}//${url.host}`;
+  const where = `${url.protocol}//${url.host}${proxy ? ` via proxy ${describeProxy(proxy)}` : ''}`;
   if (code && TLS_CODES.has(code)) {
     if (isPlainHttpAnswer(e)) {
       return new FerryError('E_TLS', `${url.host} answered HTTPS with plain HTTP`, {
@@ -65,4 +81,34 @@ export function mapNetworkError(e: unknown, url: URL): unknown {
   }
   const msg = (e as Error)?.message ?? String(e);
   return new FerryError('E_NETWORK', `network error talking to ${where}: ${code ?? msg}`, { cause: e, url: redactUrl(url) });
+}
+
+/** Failures that are the proxy's: it refused (CONNECT ≠ 200, 407), or cannot be reached. Once a
+ * proxy is used, every TCP-level failure is about the proxy: ferry never connects to the registry. */
+function mapProxyError(e: unknown, url: URL, proxy: URL): FerryError | undefined {
+  const p = describeProxy(proxy);
+  const variable = url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
+  const target = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+  const status = proxyRefusal(e);
+  if (status !== undefined) {
+    const reason = STATUS_CODES[status] ?? 'unexpected answer';
+    // 401: what some proxies (tinyproxy) answer to wrong credentials.
+    const hint = status === 407 || status === 401
+      ? `the proxy wants credentials: put them in ${variable} (http://user:password@proxy:port), or list the registry in NO_PROXY if it is reachable directly`
+      : status === 403
+        ? `the proxy does not allow ${target}: ask its administrator, or list the registry in NO_PROXY if it is reachable directly`
+        : `the proxy could not reach ${target}; check ${variable} and NO_PROXY`;
+    const verb = [401, 403, 407].includes(status) ? 'refused the connection to' : 'could not connect to';
+    return new FerryError('E_NETWORK', `proxy ${p} ${verb} ${target}: ${status} ${reason}`, { cause: e, url: redactUrl(url), hint });
+  }
+  const code = errCode(e);
+  const hint = `check ${variable} (and NO_PROXY for registries that need no proxy)`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new FerryError('E_NETWORK', `cannot resolve proxy host ${proxy.hostname} (${variable}, for ${target})`, { cause: e, url: redactUrl(url), hint });
+  }
+  if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    const what = code === 'ECONNREFUSED' ? 'connection refused' : code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect timeout' : code;
+    return new FerryError('E_NETWORK', `cannot connect to proxy ${p} (${variable}, for ${target}): ${what}`, { cause: e, url: redactUrl(url), hint });
+  }
+  return undefined;
 }

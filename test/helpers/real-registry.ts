@@ -58,6 +58,8 @@ export interface RealRegistry {
 export interface StartRegistryOptions {
   /** Serve https (always true for 'htpasswd-tls'). Default false. */
   tls?: boolean;
+  /** Extra DNS names for the server certificate (e.g. a non-loopback alias of 127.0.0.1). */
+  tlsNames?: string[];
 }
 
 const STARTUP_TIMEOUT_MS = 15_000;
@@ -154,7 +156,7 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
   let tokenServer: TokenServer | undefined;
   try {
     const useTls = mode === 'htpasswd-tls' || opts.tls === true;
-    const tls = useTls ? await makeServerTls(join(temp.path, 'tls')) : undefined;
+    const tls = useTls ? await makeServerTls(join(temp.path, 'tls'), opts.tlsNames) : undefined;
     const storageDir = join(temp.path, 'storage');
     await mkdir(storageDir, { recursive: true });
     let users: Record<string, string> = {};
