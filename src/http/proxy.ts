@@ -57,19 +57,13 @@ export function proxyEnv(env: NodeJS.ProcessEnv): ProxyEnv | undefined {
 
 /** A proxy value: a URL, or `host[:port]` / `user:pw@host:port` with `http://` assumed. */
 export function parseProxyUrl(name: string, value: string): URL | FerryError {
+  // `scheme://…` is taken as a URL; anything else (host:port, user:pw@host:port) gets http://.
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
   let url: URL | undefined;
   try {
-    url = new URL(value);
+    url = new URL(text);
   } catch {
     url = undefined;
-  }
-  if (!url || !['http:', 'https:', 'socks5:', 'socks5h:', 'socks:'].includes(url.protocol) || !url.hostname) {
-    try {
-      const retry = new URL(`http://${value}`);
-      if (retry.hostname) url = retry;
-    } catch {
-      // keep the first parse (or none) for the message below
-    }
   }
   if (!url || !url.hostname) {
     return new FerryError('E_USAGE', `${name} is not a proxy URL: ${JSON.stringify(redactProxyText(value))}`, {
