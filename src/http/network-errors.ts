@@ -83,6 +83,33 @@ export function mapNetworkError(e: unknown, url: URL, proxy?: URL): unknown {
   return new FerryError('E_NETWORK', `network error talking to ${where}: ${code ?? msg}`, { cause: e, url: redactUrl(url) });
 }
 
+/** A proxy's refusal (its status) of a request to `url`, as one line with a hint. */
+export function proxyRefused(status: number, url: URL, proxy: URL, cause?: unknown): FerryError {
+  const p = describeProxy(proxy);
+  const variable = url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
+  const target = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+  const reason = STATUS_CODES[status] ?? 'unexpected answer';
+  // 401: what some proxies (tinyproxy) answer to wrong credentials.
+  const hint = status === 407 || status === 401
+    ? `the proxy wants credentials: put them in ${variable} (http://user:password@proxy:port), or list the registry in NO_PROXY if it is reachable directly`
+    : status === 403
+      ? `the proxy does not allow ${target}: ask its administrator, or list the registry in NO_PROXY if it is reachable directly`
+      : `the proxy could not reach ${target}; check ${variable} and NO_PROXY`;
+  const verb = [401, 403, 407].includes(status) ? 'refused the connection to' : 'could not connect to';
+  return new FerryError('E_NETWORK', `proxy ${p} ${verb} ${target}: ${status} ${reason}`, { ...(cause !== undefined ? { cause } : {}), url: redactUrl(url), hint });
+}
+
+/**
+ * A forwarded (plain-http) request comes back with the proxy's own refusal as an ordinary
+ * response. A 403 that is not a registry's JSON error (no JSON, no Docker-Distribution-Api-Version)
+ * is taken as the proxy's; https requests never need this (a refused CONNECT is an error).
+ */
+export function isForwardedProxyRefusal(status: number, headers: Record<string, string | string[] | undefined>): boolean {
+  if (status !== 403) return false;
+  const type = String(headers['content-type'] ?? '');
+  return !/json/i.test(type) && headers['docker-distribution-api-version'] === undefined;
+}
+
 /** Failures that are the proxy's: it refused (CONNECT ≠ 200, 407), or cannot be reached. Once a
  * proxy is used, every TCP-level failure is about the proxy: ferry never connects to the registry. */
 function mapProxyError(e: unknown, url: URL, proxy: URL): FerryError | undefined {
@@ -90,17 +117,7 @@ function mapProxyError(e: unknown, url: URL, proxy: URL): FerryError | undefined
   const variable = url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
   const target = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
   const status = proxyRefusal(e);
-  if (status !== undefined) {
-    const reason = STATUS_CODES[status] ?? 'unexpected answer';
-    // 401: what some proxies (tinyproxy) answer to wrong credentials.
-    const hint = status === 407 || status === 401
-      ? `the proxy wants credentials: put them in ${variable} (http://user:password@proxy:port), or list the registry in NO_PROXY if it is reachable directly`
-      : status === 403
-        ? `the proxy does not allow ${target}: ask its administrator, or list the registry in NO_PROXY if it is reachable directly`
-        : `the proxy could not reach ${target}; check ${variable} and NO_PROXY`;
-    const verb = [401, 403, 407].includes(status) ? 'refused the connection to' : 'could not connect to';
-    return new FerryError('E_NETWORK', `proxy ${p} ${verb} ${target}: ${status} ${reason}`, { cause: e, url: redactUrl(url), hint });
-  }
+  if (status !== undefined) return proxyRefused(status, url, proxy, e);
   const code = errCode(e);
   const hint = `check ${variable} (and NO_PROXY for registries that need no proxy)`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { FerryError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
 import { headerValue, type HttpRequest, type HttpResponse, type Send } from './types.js';
-import { mapNetworkError } from './network-errors.js';
+import { isForwardedProxyRefusal, mapNetworkError, proxyRefused } from './network-errors.js';
 import { describeProxy, proxyEnv, proxyFor, type ProxyEnv } from './proxy.js';
 import { loadAgent, loadProxyAgent } from './undici-agent.js';
 
@@ -134,6 +134,10 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         throw mapNetworkError(e, current.url, proxy);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
+      if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {
+        res.body.on('error', () => {}).destroy();
+        throw proxyRefused(res.statusCode, current.url, proxy);
+      }
       const location = headerValue(headers, 'location');
       // 307/308 keep method and body (bodies are bytes or re-openable factories), so uploads
       // may follow them too; 301/302/303 only for the reads that asked to follow.

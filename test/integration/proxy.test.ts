@@ -85,6 +85,14 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
     for (const d of image.manifests[0]!.layerDigests) expect(seen).toContain(`GET http://${alias}:${portOf(open)}/v2/team/app/blobs/${d} HTTP/1.1`);
   });
 
+  it('TLS through the tunnel is verified against the registry name; --tls-verify=false turns that off', async () => {
+    const noCa = { HTTPS_PROXY: proxy.url };
+    const bad = await runCli(['inspect', '--creds', ALICE, tlsRef], { env: noCa });
+    expectFailure(bad, 5, `TLS verification failed for https://${alias}:${portOf(tls)} via proxy http://127.0.0.1:${proxy.port}`);
+    const ok = await ferryJson<{ digest: string }>(['inspect', '--tls-verify=false', '--creds', ALICE, tlsRef], { env: noCa });
+    expect(ok.digest).toBe(image.digest);
+  });
+
   it('HTTP_PROXY alone is not used for an https registry (Go: no https → HTTP_PROXY fallback)', async () => {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const r = await ferryJson<{ digest: string }>(['inspect', '--creds', ALICE, tlsRef], { env: { NODE_EXTRA_CA_CERTS: tls.caFile, HTTP_PROXY: dead } });
@@ -148,6 +156,9 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
       expectFailure(r, 5, `ferry: proxy http://127.0.0.1:${denying.port} refused the connection to ${alias}:${portOf(tls)}: 403 Forbidden`, 'NO_PROXY');
       expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('ferry:'))).toHaveLength(1);
       expect(denying.requests()).toContain(`CONNECT ${alias}:${portOf(tls)} HTTP/1.1`);
+      // forwarded http: the proxy's 403 page is an ordinary response, but not a registry's answer
+      const http = await runCli(['inspect', '--plain-http', openRef], { env: { ...env, HTTP_PROXY: denying.url } });
+      expectFailure(http, 5, `ferry: proxy http://127.0.0.1:${denying.port} refused the connection to ${alias}:${portOf(open)}: 403 Forbidden`, 'NO_PROXY');
     } finally {
       await denying.stop();
     }

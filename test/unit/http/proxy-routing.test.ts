@@ -119,4 +119,23 @@ describe('proxy routing per hop', () => {
     expect(lines.some((l) => /^← 200 GET http:\/\/auth\.test\/token\S* via proxy http:\/\/127\.0\.0\.1:\d+ /.test(l))).toBe(true);
     expect(lines.some((l) => /^← 200 GET http:\/\/127\.0\.0\.1:\d+\/token\S* \(/.test(l))).toBe(true);
   });
+
+  it('a forwarded 403: a registry JSON error stays the registry\'s answer, an HTML page is the proxy\'s refusal', async () => {
+    const proxy = await serve((q, r) => {
+      if (q.url!.includes('json')) r.writeHead(403, { 'content-type': 'application/json' }).end('{"errors":[{"code":"DENIED"}]}');
+      else r.writeHead(403, { 'content-type': 'text/html' }).end('<html>Filtered</html>');
+    });
+    const d = createDispatchers({ HTTP_PROXY: proxy.url });
+    try {
+      const send = createSend(() => d.verify);
+      const res = await send({ method: 'GET', url: new URL('http://registry.test/v2/json'), headers: {} });
+      expect(res.status).toBe(403);
+      await res.dump();
+      await expect(send({ method: 'GET', url: new URL('http://registry.test:5000/v2/html'), headers: {} })).rejects.toMatchObject({
+        code: 'E_NETWORK', message: `proxy ${proxy.url} refused the connection to registry.test:5000: 403 Forbidden`,
+      });
+    } finally {
+      await d.close();
+    }
+  });
 });
