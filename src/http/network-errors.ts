@@ -47,7 +47,8 @@ export function isRetryableNetworkError(e: unknown): boolean {
  * a forwarded request, as errors carrying only the number in their message. */
 function proxyRefusal(e: unknown): number | undefined {
   const msg = String((e as Error)?.message ?? '');
-  const m = /^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling$/.exec(msg) ?? /^Proxy Authentication Required \((407)\)$/.exec(msg);
+  // undici 7: "Proxy response (403) !== 200 when HTTP Tunneling", "Proxy Authentication Required (407)"
+  const m = /\bproxy\b.*\((\d{3})\)/i.exec(msg);
   return m ? Number(m[1]) : undefined;
 }
 
@@ -120,6 +121,11 @@ function mapProxyError(e: unknown, url: URL, proxy: URL): FerryError | undefined
   if (status !== undefined) return proxyRefused(status, url, proxy, e);
   const code = errCode(e);
   const hint = `check ${variable} (and NO_PROXY for registries that need no proxy)`;
+  if ((e as { code?: unknown })?.code === 'UND_ERR_PRX_TLS') {
+    return new FerryError('E_TLS', `TLS verification failed for proxy ${p} (${variable}): ${errCode((e as { cause?: unknown }).cause) ?? 'certificate error'}`, {
+      cause: e, url: redactUrl(url), hint: 'trust its CA with NODE_EXTRA_CA_CERTS=/path/ca.pem, or check the proxy name',
+    });
+  }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new FerryError('E_NETWORK', `cannot resolve proxy host ${proxy.hostname} (${variable}, for ${target})`, { cause: e, url: redactUrl(url), hint });
   }
