@@ -14,15 +14,18 @@
  * - stop() is idempotent: SIGTERM (SIGKILL after 5 s), waits, removes the temp dir; on test
  *   process exit the proxy is SIGKILLed (onProcessExit).
  * - loopbackAlias(): a name that is not `localhost` and not an IP (so ferry, following Go's
- *   rules, does proxy it) but that this machine resolves to 127.0.0.1, where the test registries
- *   listen: the machine's hostname, or another 127.0.0.1 name in /etc/hosts (read, never
- *   written). Undefined if there is none.
+ *   rules, does proxy it) but that this machine resolves to a loopback address: the machine's
+ *   hostname (Debian maps it to 127.0.1.1, some VMs to 127.0.0.1), or another loopback name in
+ *   /etc/hosts (read, never written). `{name, address}`, undefined if there is none.
+ * - relayTo(alias, port): the test registries listen on 127.0.0.1 only; when the alias resolves
+ *   to another loopback address, this listens on <alias address>:<port> and pipes every
+ *   connection to 127.0.0.1:<port>, so `<alias>:<port>` reaches the registry (no-op for 127.0.0.1).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -136,26 +139,57 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<TestProxy> {
   }
 }
 
-async function resolvesToLoopback(name: string): Promise<boolean> {
+export interface LoopbackAlias {
+  name: string;
+  address: string; // 127.x.y.z
+}
+
+async function loopbackAddress(name: string): Promise<string | undefined> {
   try {
     const all = await lookup(name, { all: true, family: 4 });
-    return all.length > 0 && all.every((a) => a.address === '127.0.0.1');
+    return all.length > 0 && all.every((a) => a.address === all[0]!.address && a.address.startsWith('127.')) ? all[0]!.address : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-/** A proxied-by-Go-rules name for 127.0.0.1 (see the contracts above). */
-export async function loopbackAlias(): Promise<string | undefined> {
+/** A proxied-by-Go-rules name for a loopback address (see the contracts above). */
+export async function loopbackAlias(): Promise<LoopbackAlias | undefined> {
   const candidates = [hostname()];
   for (const line of readText('/etc/hosts').split('\n')) {
     const [addr, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
-    if (addr === '127.0.0.1') candidates.push(...names);
+    if (addr?.startsWith('127.')) candidates.push(...names);
   }
   for (const name of candidates) {
     const n = name.toLowerCase();
     if (!n || n === 'localhost' || n.endsWith('.localhost') || /^[\d.]+$/.test(n) || n.includes(':')) continue;
-    if (await resolvesToLoopback(n)) return n;
+    const address = await loopbackAddress(n);
+    if (address) return { name: n, address };
   }
   return undefined;
+}
+
+/** Makes `<alias>:<port>` reach 127.0.0.1:<port> (see the contracts above). */
+export async function relayTo(alias: LoopbackAlias, port: number): Promise<{ stop(): Promise<void> }> {
+  if (alias.address === '127.0.0.1') return { stop: async () => {} };
+  const sockets = new Set<Socket>();
+  const srv = createServer((inbound) => {
+    const outbound = connect({ host: '127.0.0.1', port });
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+      s.on('error', () => { inbound.destroy(); outbound.destroy(); });
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(port, alias.address, () => resolve());
+  });
+  return {
+    stop: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      srv.close(() => resolve());
+    }),
+  };
 }

@@ -1,24 +1,26 @@
 /**
  * HTTP(S)_PROXY / NO_PROXY through a REAL forward proxy (Debian's tinyproxy, on 127.0.0.1) in
  * front of the real registry. Loopback is never proxied (Go's rules), so the registry is addressed
- * by a name that is not `localhost` but resolves to 127.0.0.1 here (loopbackAlias: the machine's
- * hostname); tinyproxy's log proves which requests went through it.
+ * by a name that is not `localhost` but resolves to a loopback address here (loopbackAlias: the
+ * machine's hostname; relayTo bridges 127.0.1.1 to the registries on 127.0.0.1); tinyproxy's log
+ * proves which requests went through it.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
-import { loopbackAlias, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { loopbackAlias, relayTo, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { freePort, startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { pushWithSkopeo } from '../helpers/skopeo.js';
 import { expectBlobs, expectFailure, ferryJson, ferryOk } from './support.js';
 
 const has = requireBinary('tinyproxy') && requireBinary('docker-registry') && requireBinary('skopeo') && requireBinary('openssl') && requireBinary('perl');
-const alias = has ? await loopbackAlias() : undefined;
-if (has && !alias && process.env.CI === 'true') {
-  throw new Error('proxy tests need a name other than localhost that resolves to 127.0.0.1 (the hostname, or a 127.0.0.1 name in /etc/hosts)');
+const loopback = has ? await loopbackAlias() : undefined;
+if (has && !loopback && process.env.CI === 'true') {
+  throw new Error('proxy tests need a name other than localhost that resolves to a loopback address (the hostname, or a 127.x name in /etc/hosts)');
 }
+const alias = loopback?.name;
 
 const ALICE = 'alice:alice-secret-pw';
 const PROXY_PW = 'proxy-pw-Xq93';
@@ -45,6 +47,7 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
   let tls: RealRegistry;
   let open: RealRegistry;
   let proxy: TestProxy;
+  const relays: Array<{ stop(): Promise<void> }> = [];
   let tlsRef: string;
   let openRef: string;
   let env: NodeJS.ProcessEnv;
@@ -52,13 +55,14 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
   beforeAll(async () => {
     [tls, open] = await Promise.all([startRegistry('htpasswd-tls', { tlsNames: [alias!] }), startRegistry('open')]);
     await Promise.all([pushWithSkopeo(src.path, 'v1', tls, 'team/app'), pushWithSkopeo(src.path, 'v1', open, 'team/app')]);
+    relays.push(await relayTo(loopback!, portOf(tls)), await relayTo(loopback!, portOf(open)));
     proxy = await startProxy({ connectPorts: [portOf(tls)] });
     tlsRef = `${alias}:${portOf(tls)}/team/app:v1`;
     openRef = `${alias}:${portOf(open)}/team/app:v1`;
     env = { NODE_EXTRA_CA_CERTS: tls.caFile, HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url };
   });
   afterAll(async () => {
-    await Promise.all([tls?.stop(), open?.stop(), proxy?.stop()]);
+    await Promise.all([tls?.stop(), open?.stop(), proxy?.stop(), ...relays.map((r) => r.stop())]);
   });
 
   it('https registry: inspect and pull go through CONNECT (tinyproxy logged the tunnel)', async () => {
@@ -99,15 +103,14 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
     expect(r.digest).toBe(image.digest);
   });
 
-  it('NO_PROXY (name, .domain-less host:port) bypasses the proxy: nothing in its log', async () => {
+  it('NO_PROXY (name, host:port, list, no_proxy) bypasses the proxy: nothing in its log', async () => {
     const before = proxy.requests().length;
-    for (const noProxy of [alias!, `${alias}:${portOf(tls)}`, `other.example, ${alias}`]) {
-      const r = await ferryJson<{ digest: string }>(['inspect', '--creds', ALICE, tlsRef], { env: { ...env, NO_PROXY: noProxy } });
-      expect(r.digest).toBe(image.digest);
-    }
-    // lower case, and a port that does not match: proxied again
-    await ferryOk(['inspect', '--creds', ALICE, tlsRef], { env: { ...env, no_proxy: alias } });
+    // the name, host:port, a list, and the lower-case variable
+    const bypass = [{ NO_PROXY: alias }, { NO_PROXY: `${alias}:${portOf(tls)}` }, { NO_PROXY: `other.example, ${alias}` }, { no_proxy: alias }];
+    const docs = await Promise.all(bypass.map((np) => ferryJson<{ digest: string }>(['inspect', '--creds', ALICE, tlsRef], { env: { ...env, ...np } })));
+    for (const d of docs) expect(d.digest).toBe(image.digest);
     expect(proxy.requests().slice(before)).toEqual([]);
+    // a port that does not match: proxied again
     await ferryOk(['inspect', '--creds', ALICE, tlsRef], { env: { ...env, NO_PROXY: `${alias}:1` } });
     expect(proxy.requests().slice(before)).toContain(`CONNECT ${alias}:${portOf(tls)} HTTP/1.1`);
   });
@@ -178,6 +181,26 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
       expectFailure(r, 5, `ferry: proxy http://127.0.0.1:${strict.port} refused the connection to ${alias}:${portOf(tls)}: 403`);
     } finally {
       await strict.stop();
+    }
+  });
+});
+
+describe('harness: relayTo', () => {
+  it('bridges another loopback address to 127.0.0.1 (for machines whose hostname is 127.0.1.1)', async () => {
+    const { createServer, connect } = await import('node:net');
+    const srv = createServer((c) => c.end('from-127.0.0.1'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as { port: number }).port;
+    const relay = await relayTo({ name: 'test-alias', address: '127.0.1.1' }, port);
+    try {
+      const got = await new Promise<string>((resolve, reject) => {
+        let data = '';
+        connect({ host: '127.0.1.1', port }).on('data', (d) => (data += d)).on('end', () => resolve(data)).on('error', reject);
+      });
+      expect(got).toBe('from-127.0.0.1');
+    } finally {
+      await relay.stop();
+      srv.close();
     }
   });
 });
