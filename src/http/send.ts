@@ -64,8 +64,8 @@ class ProxyRouter implements ProxyAware {
       const uri = new URL(proxy.href);
       uri.username = '';
       uri.password = '';
-      const user = decodeURIComponent(proxy.username);
-      const token = user || proxy.password ? `Basic ${Buffer.from(`${user}:${decodeURIComponent(proxy.password)}`).toString('base64')}` : undefined;
+      const user = decode(proxy.username);
+      const token = user || proxy.password ? `Basic ${Buffer.from(`${user}:${decode(proxy.password)}`).toString('base64')}` : undefined;
       const tls = { rejectUnauthorized: this.tlsVerify };
       // http registries are forwarded (GET http://host/…), as Go does: many proxies allow
       // CONNECT to port 443 only. https registries are tunnelled with CONNECT; TLS to the
@@ -78,6 +78,15 @@ class ProxyRouter implements ProxyAware {
 
   async close(): Promise<void> {
     await Promise.all([this.direct.close(), ...[...this.viaProxy.values()].map((a) => a.close())]);
+  }
+}
+
+/** Percent-decoded userinfo; a malformed escape is kept as written. */
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
   }
 }
 
