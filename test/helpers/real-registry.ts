@@ -15,7 +15,8 @@
  *   users alice (read-write) and bob (read-only); http unless opts.tls, in
  *   which case both registry and token server use https with the same CA.
  * - HTTPS modes expose `caFile` (for NODE_EXTRA_CA_CERTS) and `certDir` (a
- *   dir containing only ca.crt, for skopeo --src/--dest-cert-dir).
+ *   dir containing only ca.crt, for skopeo --src/--dest-cert-dir). `tlsNames`
+ *   adds DNS names to the server certificate (another name for 127.0.0.1).
  * - `logFile` receives the registry's stdout+stderr; read it BEFORE stop().
  * - stop() is idempotent: SIGTERM (SIGKILL after 5 s), waits for exit, stops
  *   the token server and removes all temp dirs. If the test process exits
