@@ -14,7 +14,7 @@ export function loggingMiddleware(log: DebugLog | undefined): Middleware {
         if (res.headers[k] !== undefined) keep[k] = res.headers[k];
       }
       if (keep['location']) keep['location'] = redactUrl(new URL(String(keep['location']), res.url));
-      log(`← ${res.status} ${req.method} ${redactUrl(res.url)} (${Math.round(performance.now() - t0)}ms) ${JSON.stringify(keep)}`);
+      log(`← ${res.status} ${req.method} ${redactUrl(res.url)}${res.proxy ? ` via proxy ${res.proxy}` : ''} (${Math.round(performance.now() - t0)}ms) ${JSON.stringify(keep)}`);
       return res;
     } catch (e) {
       log(`✗ ${req.method} ${redactUrl(req.url)} (${Math.round(performance.now() - t0)}ms): ${(e as Error).message}`);

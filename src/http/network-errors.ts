@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http';
 import { FerryError, isAbortError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
+import { describeProxy } from './proxy.js';
 
 const TLS_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
@@ -41,11 +43,26 @@ export function isRetryableNetworkError(e: unknown): boolean {
   ].includes(c);
 }
 
-/** Maps a thrown transport error to a FerryError (E_TLS / E_NETWORK), naming the host. */
-export function mapNetworkError(e: unknown, url: URL): unknown {
-  if (isAbortError(e) || (e as { name?: string }).name === 'FerryError') return e;
+/** The status a proxy refused with: undici reports a CONNECT answer other than 200, and a 407 to
+ * a forwarded request, as errors carrying only the number in their message. */
+function proxyRefusal(e: unknown): number | undefined {
+  const msg = String((e as Error)?.message ?? '');
+  // undici 7: "Proxy response (403) !== 200 when HTTP Tunneling", "Proxy Authentication Required (407)"
+  const m = /\bproxy\b.*\((\d{3})\)/i.exec(msg);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Maps a thrown transport error to a FerryError (E_TLS / E_NETWORK), naming the host, and the
+ * proxy when the request went through one (`proxy`: credentials are never shown). */
+export function mapNetworkError(e: unknown, url: URL, proxy?: URL): unknown {
+  if ((e as { name?: string }).name === 'FerryError') return e;
+  if (proxy) {
+    const mapped = mapProxyError(e, url, proxy);
+    if (mapped) return mapped;
+  }
+  if (isAbortError(e)) return e;
   const code = errCode(e);
-  const where = `${url.protocol}//${url.host}`;
+  const where = `${url.protocol}//${url.host}${proxy ? ` via proxy ${describeProxy(proxy)}` : ''}`;
   if (code && TLS_CODES.has(code)) {
     if (isPlainHttpAnswer(e)) {
       return new FerryError('E_TLS', `${url.host} answered HTTPS with plain HTTP`, {
@@ -65,4 +82,56 @@ export function mapNetworkError(e: unknown, url: URL): unknown {
   }
   const msg = (e as Error)?.message ?? String(e);
   return new FerryError('E_NETWORK', `network error talking to ${where}: ${code ?? msg}`, { cause: e, url: redactUrl(url) });
+}
+
+/** A proxy's refusal (its status) of a request to `url`, as one line with a hint. */
+export function proxyRefused(status: number, url: URL, proxy: URL, cause?: unknown): FerryError {
+  const p = describeProxy(proxy);
+  const variable = url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
+  const target = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+  const reason = STATUS_CODES[status] ?? 'unexpected answer';
+  // 401: what some proxies (tinyproxy) answer to wrong credentials.
+  const hint = status === 407 || status === 401
+    ? `the proxy wants credentials: put them in ${variable} (http://user:password@proxy:port), or list the registry in NO_PROXY if it is reachable directly`
+    : status === 403
+      ? `the proxy does not allow ${target}: ask its administrator, or list the registry in NO_PROXY if it is reachable directly`
+      : `the proxy could not reach ${target}; check ${variable} and NO_PROXY`;
+  const verb = [401, 403, 407].includes(status) ? 'refused the connection to' : 'could not connect to';
+  return new FerryError('E_NETWORK', `proxy ${p} ${verb} ${target}: ${status} ${reason}`, { ...(cause !== undefined ? { cause } : {}), url: redactUrl(url), hint });
+}
+
+/**
+ * A forwarded (plain-http) request comes back with the proxy's own refusal as an ordinary
+ * response. A 403 that is not a registry's JSON error (no JSON, no Docker-Distribution-Api-Version)
+ * is taken as the proxy's; https requests never need this (a refused CONNECT is an error).
+ */
+export function isForwardedProxyRefusal(status: number, headers: Record<string, string | string[] | undefined>): boolean {
+  if (status !== 403) return false;
+  const type = String(headers['content-type'] ?? '');
+  return !/json/i.test(type) && headers['docker-distribution-api-version'] === undefined;
+}
+
+/** Failures that are the proxy's: it refused (CONNECT ≠ 200, 407), or cannot be reached. Once a
+ * proxy is used, every TCP-level failure is about the proxy: ferry never connects to the registry. */
+function mapProxyError(e: unknown, url: URL, proxy: URL): FerryError | undefined {
+  const p = describeProxy(proxy);
+  const variable = url.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
+  const target = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+  const status = proxyRefusal(e);
+  if (status !== undefined) return proxyRefused(status, url, proxy, e);
+  const code = errCode(e);
+  const hint = `check ${variable} (and NO_PROXY for registries that need no proxy)`;
+  if ((e as { code?: unknown })?.code === 'UND_ERR_PRX_TLS') {
+    return new FerryError('E_TLS', `TLS verification failed for proxy ${p} (${variable}): ${errCode((e as { cause?: unknown }).cause) ?? 'certificate error'}`, {
+      cause: e, url: redactUrl(url), hint: 'trust its CA with NODE_EXTRA_CA_CERTS=/path/ca.pem, or check the proxy name',
+    });
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new FerryError('E_NETWORK', `cannot resolve proxy host ${proxy.hostname} (${variable}, for ${target})`, { cause: e, url: redactUrl(url), hint });
+  }
+  if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    const what = code === 'ECONNREFUSED' ? 'connection refused' : code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect timeout' : code;
+    return new FerryError('E_NETWORK', `cannot connect to proxy ${p} (${variable}, for ${target}): ${what}`, { cause: e, url: redactUrl(url), hint });
+  }
+  return undefined;
 }

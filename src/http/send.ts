@@ -3,8 +3,9 @@ import type { Dispatcher } from 'undici';
 import { FerryError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
 import { headerValue, type HttpRequest, type HttpResponse, type Send } from './types.js';
-import { mapNetworkError } from './network-errors.js';
-import { loadAgent } from './undici-agent.js';
+import { isForwardedProxyRefusal, mapNetworkError, proxyRefused } from './network-errors.js';
+import { describeProxy, proxyEnv, proxyFor, type ProxyEnv } from './proxy.js';
+import { loadAgent, loadProxyAgent } from './undici-agent.js';
 
 const MAX_REDIRECTS = 10;
 
@@ -14,17 +15,89 @@ export interface Dispatchers {
   close(): Promise<void>;
 }
 
-/** One keep-alive agent per TLS policy, shared by every registry in the process. */
-export function createDispatchers(): Dispatchers {
-  const Agent = loadAgent();
-  const common = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: 60_000, bodyTimeout: 120_000 };
-  const verify = new Agent({ ...common, connect: { rejectUnauthorized: true } });
-  const noVerify = new Agent({ ...common, connect: { rejectUnauthorized: false } });
-  return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
+/** A dispatcher that may send some requests through a proxy: which one, by request URL. */
+interface ProxyAware {
+  proxyFor(url: URL): URL | undefined;
 }
 
-export function wrapResponse(url: URL, status: number, headers: Record<string, string | string[] | undefined>, body: Readable): HttpResponse {
+const COMMON = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: 60_000, bodyTimeout: 120_000 };
+
+/**
+ * One keep-alive agent per TLS policy, shared by every registry in the process. With
+ * HTTP(S)_PROXY in `env` (http/proxy.ts has the rules), each of the two is a router that picks,
+ * per request URL (scheme, host, port: so also per redirect hop and token realm), the direct
+ * agent or a ProxyAgent for that proxy, made (and undici's ProxyAgent loaded) on first use.
+ */
+export function createDispatchers(env: NodeJS.ProcessEnv = process.env): Dispatchers {
+  const Agent = loadAgent();
+  const verify = new Agent({ ...COMMON, connect: { rejectUnauthorized: true } });
+  const noVerify = new Agent({ ...COMMON, connect: { rejectUnauthorized: false } });
+  const proxies = proxyEnv(env);
+  if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
+  const routers = [new ProxyRouter(proxies, verify, true), new ProxyRouter(proxies, noVerify, false)] as const;
   return {
+    verify: routers[0] as unknown as Dispatcher,
+    noVerify: routers[1] as unknown as Dispatcher,
+    close: async () => void (await Promise.all(routers.map((r) => r.close()))),
+  };
+}
+
+class ProxyRouter implements ProxyAware {
+  private readonly viaProxy = new Map<string, Dispatcher>();
+
+  constructor(private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean) {}
+
+  proxyFor(url: URL): URL | undefined {
+    return proxyFor(this.cfg, url);
+  }
+
+  request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+    const proxy = this.proxyFor(new URL(String(opts.origin)));
+    return (proxy ? this.agentFor(proxy) : this.direct).request(opts);
+  }
+
+  private agentFor(proxy: URL): Dispatcher {
+    const key = proxy.href;
+    let agent = this.viaProxy.get(key);
+    if (!agent) {
+      const ProxyAgent = loadProxyAgent();
+      const uri = new URL(proxy.href);
+      uri.username = '';
+      uri.password = '';
+      const user = decode(proxy.username);
+      const token = user || proxy.password ? `Basic ${Buffer.from(`${user}:${decode(proxy.password)}`).toString('base64')}` : undefined;
+      const tls = { rejectUnauthorized: this.tlsVerify };
+      // http registries are forwarded (GET http://host/…), as Go does: many proxies allow
+      // CONNECT to port 443 only. https registries are tunnelled with CONNECT; TLS to the
+      // registry inside the tunnel (requestTls) and to an https proxy (proxyTls) follow --tls-verify.
+      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, requestTls: tls, proxyTls: tls, ...(token ? { token } : {}) });
+      this.viaProxy.set(key, agent);
+    }
+    return agent;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.direct.close(), ...[...this.viaProxy.values()].map((a) => a.close())]);
+  }
+}
+
+/** Percent-decoded userinfo; a malformed escape is kept as written. */
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function proxyOf(d: Dispatcher, url: URL): URL | undefined {
+  const pf = (d as unknown as Partial<ProxyAware>).proxyFor;
+  return typeof pf === 'function' ? pf.call(d, url) : undefined;
+}
+
+export function wrapResponse(url: URL, status: number, headers: Record<string, string | string[] | undefined>, body: Readable, proxy?: URL): HttpResponse {
+  return {
+    ...(proxy ? { proxy: describeProxy(proxy) } : {}),
     status,
     headers,
     url,
@@ -53,8 +126,11 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
     for (let hop = 0; ; hop++) {
       const body = await materialize(current.body);
       let res: Dispatcher.ResponseData;
+      let proxy: URL | undefined;
       try {
-        res = await dispatcherFor(current).request({
+        const dispatcher = dispatcherFor(current);
+        proxy = proxyOf(dispatcher, current.url);
+        res = await dispatcher.request({
           origin: current.url.origin,
           path: current.url.pathname + current.url.search,
           method: current.method,
@@ -64,9 +140,13 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         });
       } catch (e) {
         if (body instanceof Readable) body.destroy();
-        throw mapNetworkError(e, current.url);
+        throw mapNetworkError(e, current.url, proxy);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
+      if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {
+        res.body.on('error', () => {}).destroy();
+        throw proxyRefused(res.statusCode, current.url, proxy);
+      }
       const location = headerValue(headers, 'location');
       // 307/308 keep method and body (bodies are bytes or re-openable factories), so uploads
       // may follow them too; 301/302/303 only for the reads that asked to follow.
@@ -90,7 +170,7 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         continue;
       }
       delete headers['set-cookie'];
-      return wrapResponse(current.url, res.statusCode, headers, res.body);
+      return wrapResponse(current.url, res.statusCode, headers, res.body, proxy);
     }
   };
 }

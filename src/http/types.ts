@@ -26,6 +26,8 @@ export interface HttpResponse {
   headers: Record<string, string | string[] | undefined>;
   /** Final URL after redirects. */
   url: URL;
+  /** The proxy the final hop went through (`http://***@host:port`, never credentials); unset = direct. */
+  proxy?: string;
   /** The response body stream; callers must consume it or call dump(). */
   body: Readable;
   /** First value of a header (lowercase name). */

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import type { Agent } from 'undici';
+import type { Agent, ProxyAgent } from 'undici';
 
 const require = createRequire(import.meta.url);
 
@@ -50,4 +50,19 @@ export function loadAgent(): typeof Agent {
     // moved or not exported: fall through
   }
   return (require('undici') as typeof import('undici')).Agent;
+}
+
+/**
+ * undici's `ProxyAgent`, also without the index (loadAgent first: it sets up the request API the
+ * proxy agent inherits). Loaded only when a request actually goes through a proxy.
+ */
+export function loadProxyAgent(): typeof ProxyAgent {
+  loadAgent();
+  try {
+    const Lean = require('undici/lib/dispatcher/proxy-agent.js') as typeof ProxyAgent;
+    if (typeof Lean === 'function' && typeof (Lean.prototype as unknown as Record<string, unknown>)['request'] === 'function') return Lean;
+  } catch {
+    // moved or not exported: fall through
+  }
+  return (require('undici') as typeof import('undici')).ProxyAgent;
 }

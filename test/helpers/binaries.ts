@@ -35,6 +35,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   'dbus-send': 'dbus-bin',
   'gnome-keyring-daemon': 'gnome-keyring',
   'secret-tool': 'libsecret-tools',
+  tinyproxy: 'tinyproxy',
 };
 
 /** Absolute path of `name` on PATH, or undefined. */

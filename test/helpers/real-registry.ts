@@ -15,7 +15,8 @@
  *   users alice (read-write) and bob (read-only); http unless opts.tls, in
  *   which case both registry and token server use https with the same CA.
  * - HTTPS modes expose `caFile` (for NODE_EXTRA_CA_CERTS) and `certDir` (a
- *   dir containing only ca.crt, for skopeo --src/--dest-cert-dir).
+ *   dir containing only ca.crt, for skopeo --src/--dest-cert-dir). `tlsNames`
+ *   adds DNS names to the server certificate (another name for 127.0.0.1).
  * - `logFile` receives the registry's stdout+stderr; read it BEFORE stop().
  * - stop() is idempotent: SIGTERM (SIGKILL after 5 s), waits for exit, stops
  *   the token server and removes all temp dirs. If the test process exits
@@ -58,6 +59,8 @@ export interface RealRegistry {
 export interface StartRegistryOptions {
   /** Serve https (always true for 'htpasswd-tls'). Default false. */
   tls?: boolean;
+  /** Extra DNS names for the server certificate (e.g. a non-loopback alias of 127.0.0.1). */
+  tlsNames?: string[];
 }
 
 const STARTUP_TIMEOUT_MS = 15_000;
@@ -154,7 +157,7 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
   let tokenServer: TokenServer | undefined;
   try {
     const useTls = mode === 'htpasswd-tls' || opts.tls === true;
-    const tls = useTls ? await makeServerTls(join(temp.path, 'tls')) : undefined;
+    const tls = useTls ? await makeServerTls(join(temp.path, 'tls'), opts.tlsNames) : undefined;
     const storageDir = join(temp.path, 'storage');
     await mkdir(storageDir, { recursive: true });
     let users: Record<string, string> = {};

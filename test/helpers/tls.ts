@@ -5,11 +5,12 @@
  * - makeTestCa(dir): RSA-2048 self-signed CA (basicConstraints CA:TRUE,
  *   keyCertSign) written to <dir>/<name>.crt|.key, valid for 2 days.
  * - issueCert(ca, {name, usage}): RSA-2048 leaf signed by `ca`.
- *   usage 'server': SAN IP:127.0.0.1, IP:::1, DNS:localhost, EKU serverAuth.
+ *   usage 'server': SAN IP:127.0.0.1, IP:::1, DNS:localhost (+ DNS:<each of
+ *   `dnsNames`), EKU serverAuth.
  *   usage 'signing': digitalSignature only (JWT signing cert for the token
  *   server; distribution verifies the JWT's x5c chain against its
  *   rootcertbundle, which is the CA cert).
- * - makeServerTls(dir?): CA + server cert. Returns `{ caCert, serverCert,
+ * - makeServerTls(dir?, dnsNames?): CA + server cert (extra SAN names). Returns `{ caCert, serverCert,
  *   serverKey, dir, certDir }`; `certDir` holds only `ca.crt` (the layout
  *   skopeo's --*-cert-dir and containers/image expect). Without `dir` a temp
  *   dir is created and `remove()` deletes it (also removed on process exit).
@@ -58,7 +59,7 @@ export function openssl(args: string[], cwd: string): Promise<string> {
 
 const SERVER_SANS = 'IP:127.0.0.1,IP:::1,DNS:localhost';
 
-function config(cn: string): string {
+function config(cn: string, dnsNames: readonly string[] = []): string {
   // A self-contained config so the system openssl.cnf cannot interfere.
   return [
     '[req]',
@@ -75,7 +76,7 @@ function config(cn: string): string {
     'basicConstraints = critical,CA:FALSE',
     'keyUsage = critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage = serverAuth',
-    `subjectAltName = ${SERVER_SANS}`,
+    `subjectAltName = ${[SERVER_SANS, ...dnsNames.map((n) => `DNS:${n}`)].join(',')}`,
     'subjectKeyIdentifier = hash',
     'authorityKeyIdentifier = keyid',
     '[v3_signing]',
@@ -105,12 +106,12 @@ export async function makeTestCa(dir: string, name = 'ca'): Promise<TestCa> {
 /** Issue a leaf cert signed by `ca`, written next to the CA files. */
 export async function issueCert(
   ca: TestCa,
-  opts: { name: string; usage: 'server' | 'signing'; commonName?: string },
+  opts: { name: string; usage: 'server' | 'signing'; commonName?: string; dnsNames?: readonly string[] },
 ): Promise<IssuedCert> {
   const { dir } = ca;
   const cnf = join(dir, `${opts.name}.cnf`);
   const cn = opts.commonName ?? (opts.usage === 'server' ? 'localhost' : 'ferry-test-token-signer');
-  await writeFile(cnf, config(cn));
+  await writeFile(cnf, config(cn, opts.dnsNames));
   const key = join(dir, `${opts.name}.key`);
   const csr = join(dir, `${opts.name}.csr`);
   const cert = join(dir, `${opts.name}.crt`);
@@ -125,12 +126,12 @@ export async function issueCert(
 }
 
 /** CA + server certificate for 127.0.0.1 / ::1 / localhost. */
-export async function makeServerTls(dir?: string): Promise<TlsFiles> {
+export async function makeServerTls(dir?: string, dnsNames: readonly string[] = []): Promise<TlsFiles> {
   const temp = dir ? undefined : makeTempDir('tls');
   const root = dir ?? temp!.path;
   try {
     const ca = await makeTestCa(root);
-    const server = await issueCert(ca, { name: 'server', usage: 'server' });
+    const server = await issueCert(ca, { name: 'server', usage: 'server', dnsNames });
     const certDir = join(root, 'cert-dir');
     await mkdir(certDir, { recursive: true });
     await copyFile(ca.caCert, join(certDir, 'ca.crt'));

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadAgent } from '../../../src/http/undici-agent.js';
+import { loadAgent, loadProxyAgent } from '../../../src/http/undici-agent.js';
 
 describe('loadAgent', () => {
   it('gives a working keep-alive Agent with the request API', async () => {
@@ -32,5 +32,32 @@ describe('loadAgent', () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ name: 'Agent', index: false, agent: true });
+  });
+
+  it('loads ProxyAgent without the index too; createDispatchers loads it only when a request needs a proxy', () => {
+    const dist = (f: string) => JSON.stringify(fileURLToPath(new URL(`../../../dist/http/${f}`, import.meta.url)));
+    const script = `import { createDispatchers } from ${dist('send.js')};
+      import { loadProxyAgent } from ${dist('undici-agent.js')};
+      import { createRequire } from 'node:module';
+      const has = (re) => Object.keys(createRequire(import.meta.url).cache).some((k) => re.test(k));
+      const proxyAgent = () => has(/dispatcher[\\/]proxy-agent\.js$/);
+      const out = {};
+      await createDispatchers({}).close();
+      out.plain = proxyAgent();
+      await createDispatchers({ HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: 'x' }).close();
+      out.configuredUnused = proxyAgent();
+      const P = loadProxyAgent();
+      out.name = P.name;
+      out.loaded = proxyAgent();
+      out.index = has(/undici[\\/]index\.js$/);
+      console.log(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ plain: false, configuredUnused: false, name: 'ProxyAgent', loaded: true, index: false });
+  });
+
+  it('loadProxyAgent gives a ProxyAgent with the request API', () => {
+    const P = loadProxyAgent();
+    expect(typeof (P.prototype as unknown as Record<string, unknown>)['request']).toBe('function');
   });
 });
