@@ -34,6 +34,8 @@ export interface DestinationOptions {
   /** Same-registry repositories that may already hold the blobs (cross-repository mount). */
   mountFrom?: Array<{ registry: string; repository: string }>;
   warn?: (msg: string) => void;
+  /** Archive files: refuse to replace a regular file already at the path. */
+  noClobber?: boolean;
 }
 
 export function openDestination(loc: Location, session: Session, opts: DestinationOptions = {}): ImageDestination {
@@ -48,9 +50,9 @@ export function openDestination(loc: Location, session: Session, opts: Destinati
     case 'oci':
       return new OciLayoutDestination(loc.path);
     case 'oci-archive':
-      return new OciArchiveDestination(loc.path);
+      return new OciArchiveDestination(loc.path, opts.noClobber ? { noClobber: true } : {});
     case 'docker-archive':
-      return new DockerArchiveDestination(loc.path);
+      return new DockerArchiveDestination(loc.path, opts.noClobber ? { noClobber: true } : {});
   }
 }
 
