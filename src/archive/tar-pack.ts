@@ -101,13 +101,15 @@ export class TarPackWriter {
     const done = new Promise<void>((resolve, reject) => {
       settled = (e) => (e ? reject(e) : resolve());
     });
+    done.catch(() => {}); // add() may leave early (check() below); the failure is reported there
     const cb = (e?: Error | null): void => settled(e ?? undefined);
     if (data === undefined) {
-      this.pack.entry(header, cb); // a directory: no body
+      this.pack.entry(header, cb).on('error', () => {}); // a directory: no body
     } else if (data instanceof Uint8Array) {
-      this.pack.entry(header, Buffer.from(data.buffer, data.byteOffset, data.byteLength), cb); // pack wants a Buffer
+      this.pack.entry(header, Buffer.from(data.buffer, data.byteOffset, data.byteLength), cb).on('error', () => {}); // pack wants a Buffer
     } else {
       const entry = this.pack.entry(header, cb);
+      entry.on('error', () => {}); // reported through cb; an aborted pack destroys its entry
       for await (const chunk of data) {
         this.check();
         if (!entry.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
