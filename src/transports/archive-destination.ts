@@ -34,7 +34,11 @@ interface Slot {
 }
 
 /**
- * Writes an oci-archive or docker-archive (image-archive.ts) in one pass with no staging.
+ * Writes an oci-archive or docker-archive (image-archive.ts). prepare() first looks at what is
+ * at the path (fs-util.ts classifyOutput): anything but a regular file or nothing (a FIFO, a
+ * character device, stdout) is handed to ArchiveStreamDestination (archive-stream.ts), which
+ * writes the same bytes sequentially; a directory is refused. For a regular file (a symlink is
+ * followed: the file it points to is replaced, the link stays), in one pass with no staging:
  * prepare() lays out the whole tar from the plan (every size is known), checks free space, creates
  * the file under a temp name beside the target at its final length and writes every header and
  * every small file whose bytes are known (oci-layout, index.json, manifest.json, repositories,
