@@ -253,6 +253,11 @@ function directoryError(target: string, format: ImageArchiveFormat): FerryError 
   });
 }
 
+/** `--json` while the archive goes to stdout: two documents on one stream. */
+export function jsonWithStdoutError(): FerryError {
+  return new FerryError('E_USAGE', '--json cannot be used when the archive goes to stdout', { hint: 'write the archive to a file (-o FILE.tar), or drop --json (the summary then goes to stderr)' });
+}
+
 export function clobberError(path: string): FerryError {
   return new FerryError('E_USAGE', `${path} already exists (--no-clobber)`, { hint: 'remove it, choose another path, or drop --no-clobber to replace it' });
 }

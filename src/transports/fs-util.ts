@@ -4,6 +4,7 @@ import { dirname, join, basename, resolve } from 'node:path';
 import { FerryError } from '../errors.js';
 import { formatBytes } from '../util/format.js';
 import { ioError } from '../util/fs-errors.js';
+import { parseLocation, type Location } from './location.js';
 
 /** A temp name beside `target` (same filesystem, so the final rename is atomic). */
 export function tempNameFor(target: string): string {
@@ -149,4 +150,18 @@ export async function classifyOutput(path: string): Promise<OutputTarget> {
   if (st.isDirectory()) return { kind: 'directory', path: resolve(path) };
   if (st.isFile()) return { kind: 'file', path: await realpath(path), exists: true };
   return { kind: 'stream', path };
+}
+
+/** True when `destination` (a location string) is an archive written to this process's stdout
+ * (`-`, /dev/stdout, /dev/fd/1…): the CLI then keeps its summary off stdout. */
+export async function writesToStdout(destination: string): Promise<boolean> {
+  let loc: Location;
+  try {
+    loc = parseLocation(destination);
+  } catch {
+    return false; // the operation reports the bad location
+  }
+  if (loc.transport !== 'docker-archive' && loc.transport !== 'oci-archive') return false;
+  const out = await classifyOutput(loc.path).catch(() => undefined);
+  return out?.kind === 'stream' && out.fd === 1;
 }

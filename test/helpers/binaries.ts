@@ -30,6 +30,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   openssl: 'openssl',
   perl: 'perl-base',
   script: 'bsdutils',
+  podman: 'podman',
 };
 
 /** Absolute path of `name` on PATH, or undefined. */

@@ -96,6 +96,16 @@ describe.skipIf(!has)('archive outputs that are not regular files, and inputs th
     expect(existsSync(join(process.cwd(), '-'))).toBe(false);
   });
 
+  it('ferry copy REF docker-archive:- streams too, and keeps its summary off stdout', async () => {
+    const r = await sh(`$FERRY copy ${app}:v1 docker-archive:- | cat`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('copied');
+    const file = join(dir(), 'x.tar');
+    writeFileSync(file, r.stdout);
+    expectArchiveStructure(await readTar(file), 'docker-archive');
+    expect(r.stdout.subarray(-1024).every((b) => b === 0)).toBe(true); // ends with the trailer, nothing after
+  });
+
   it('-o - into skopeo and tar: a docker-archive they read; --json with -o - is a usage error', async () => {
     const d = dir();
     const out = join(d, 'captured.tar');

@@ -1,10 +1,10 @@
 import { type Command, Option } from 'commander';
 import { FerryError } from '../../errors.js';
+import { jsonWithStdoutError } from '../../transports/archive-destination.js';
 import { outputLocation, pull, type OutputFormat, type PullResult } from '../../ops/pull.js';
 import { formatPlatform } from '../../oci/platform.js';
 import { parseReference } from '../../ref/index.js';
-import { classifyOutput } from '../../transports/fs-util.js';
-import { parseLocation } from '../../transports/location.js';
+import { writesToStdout } from '../../transports/fs-util.js';
 import { formatBytes, formatDuration } from '../../util/format.js';
 import type { CliIO } from '../io.js';
 import { parseJobs, parsePlatformOption } from '../options.js';
@@ -61,9 +61,7 @@ symlink: the file it points to is replaced, the link stays).`)
       // The archive owns stdout: the summary goes to stderr, and --json (a second document on the
       // same stream) is refused.
       const toStdout = await writesToStdout(destination);
-      if (toStdout && rt.g.json) {
-        throw new FerryError('E_USAGE', '--json cannot be used when the archive goes to stdout', { hint: 'write the archive to a file with -o FILE.tar, or drop --json (the summary goes to stderr)' });
-      }
+      if (toStdout && rt.g.json) throw jsonWithStdoutError();
       const status = rt.status('pull');
       let ok = false;
       try {
@@ -84,19 +82,6 @@ symlink: the file it points to is replaced, the link stays).`)
         if (!ok) status.stop(false);
       }
     });
-}
-
-/** True when `destination` is an archive written to this process's stdout (`-`, /dev/stdout…). */
-async function writesToStdout(destination: string): Promise<boolean> {
-  let loc;
-  try {
-    loc = parseLocation(destination);
-  } catch {
-    return false; // pull() reports the bad location
-  }
-  if (loc.transport !== 'docker-archive' && loc.transport !== 'oci-archive') return false;
-  const out = await classifyOutput(loc.path).catch(() => undefined);
-  return out?.kind === 'stream' && out.fd === 1;
 }
 
 export function pullJson(r: PullResult) {
