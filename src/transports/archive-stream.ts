@@ -39,6 +39,8 @@ interface Spool {
 export class ArchiveStreamDestination implements ImageDestination {
   readonly capabilities = { concurrentWrites: true };
   private readonly spools = new Map<string, Spool>();
+  /** Manifests whose bytes are in the plan. */
+  private readonly inPlan = new Set<string>();
   private readonly closing = new AbortController();
   private writer: TarPackWriter | undefined;
   private pump: Promise<void> | undefined;
@@ -63,6 +65,7 @@ export class ArchiveStreamDestination implements ImageDestination {
     liveDirs.add(this.dir);
     installExitHook();
     for (const e of entries) {
+      if (e.kind === 'manifest') this.inPlan.add(e.digest);
       if (e.kind !== 'blob') continue;
       let resolve!: () => void;
       const ready = new Promise<void>((r) => (resolve = r));
@@ -81,8 +84,9 @@ export class ArchiveStreamDestination implements ImageDestination {
     this.pump.catch((e: unknown) => this.closing.abort(e));
   }
 
-  async hasBlob(_d: Descriptor): Promise<boolean> {
-    return false;
+  /** True only for a blob that is also a planned manifest (its bytes came with the plan). */
+  async hasBlob(d: Descriptor): Promise<boolean> {
+    return this.inPlan.has(d.digest) && !this.spools.has(d.digest);
   }
 
   async putBlob(d: Descriptor, src: BlobReader, opts: PutBlobOptions = {}): Promise<void> {

@@ -117,6 +117,32 @@ describe('archive streamed to a FIFO', () => {
   });
 });
 
+describe('archive streamed to a FIFO, odd plans', () => {
+  it('a blob that is also a planned manifest is "already there" (hasBlob), as for the file writer; same bytes', async () => {
+    const { img, plan, contents } = one();
+    plan.blobs.push(img.manifest.d); // e.g. an artifact whose layer is a manifest of the plan
+    const drive = async (dst: DockerArchiveDestination): Promise<void> => {
+      try {
+        await dst.prepare(plan);
+        for (const d of plan.blobs) {
+          if (await dst.hasBlob(d)) continue;
+          await dst.putBlob(d, memReader(contents.get(d.digest)!));
+        }
+        for (const m of plan.manifests) await dst.putManifest(m.bytes, m.descriptor, m.descriptor.digest === img.manifest.d.digest ? { root: plan.images[0]!.names } : {});
+        await dst.commit();
+      } finally {
+        await dst.close();
+      }
+    };
+    const file = join(dir, 'file.tar');
+    await drive(new DockerArchiveDestination(file));
+    const p = fifo('out');
+    const got = drain(p);
+    await drive(new DockerArchiveDestination(p));
+    expect((await got).equals(readFileSync(file))).toBe(true);
+  });
+});
+
 async function readTarBuffer(buf: Buffer) {
   const f = join(dir, `buf-${Math.random().toString(36).slice(2)}.tar`);
   const { writeFileSync } = await import('node:fs');
