@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
+import { runInPty, shq } from '../helpers/pty.js';
 import { FERRY_BIN, runCli } from '../helpers/run-cli.js';
 import { pushWithSkopeo, skopeo } from '../helpers/skopeo.js';
 import { blobDigests, expectArchiveStructure, readTar } from './archive-support.js';
@@ -118,6 +119,13 @@ describe.skipIf(!has)('archive outputs that are not regular files, and inputs th
     expect(j.code).toBe(2);
     expect(j.stderr).toContain('--json');
     expect(j.stdout.length).toBe(0);
+  });
+
+  it.skipIf(!requireBinary('script'))('-o - on a terminal is refused (exit 2) before anything is written', async () => {
+    const r = await runInPty(`${shq(process.execPath)} ${shq(FERRY_BIN)} pull --progress none ${app}:v1 -o -`);
+    expect(r.code).toBe(2);
+    expect(r.tty).toContain('terminal');
+    expect(r.tty).not.toContain('ustar');
   });
 
   it('a FIFO read concurrently gets the archive and is still a FIFO', async () => {
