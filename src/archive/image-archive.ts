@@ -17,7 +17,7 @@ import { type Digest, digestAlgorithm, digestHex, hashAlgorithmFor, isDigest } f
 import { type ImageManifest, parseManifest } from '../oci/manifest.js';
 import { isImageManifestType, isIndexType, MT } from '../oci/media-types.js';
 import { ImageReference, parseReference } from '../ref/index.js';
-import type { ImageNames, TransferPlan } from '../transports/types.js';
+import type { ImageNames, TransferPlan } from '../oci/transfer-plan.js';
 import { verifyBytes } from '../util/verify-stream.js';
 import type { TarEntryHeader } from './tar-header.js';
 

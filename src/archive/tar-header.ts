@@ -4,9 +4,7 @@
  * runs is fixed (uid/gid 0, empty user/group names, mtime `TAR_MTIME`), so the same content gives
  * the same bytes.
  *
- * A name longer than 100 bytes is split into ustar prefix/name at a '/' when possible, else a pax
- * extended header (`x`) carries `path`; a size of 8 GiB or more goes into a pax `size` record
- * (the octal field holds at most 11 digits). Go's archive/tar, GNU tar and bsdtar read both.
+ * Long names, non-ASCII names and sizes of 8 GiB or more: see encodeTarHeader.
  */
 export const TAR_BLOCK = 512;
 /** Two zero blocks end an archive. */
@@ -40,6 +38,15 @@ export function entryName(h: TarEntryHeader): string {
 /**
  * Everything that precedes an entry's data: one 512-byte ustar header, or a pax extended header
  * (header + padded records) followed by the ustar header. The data starts right after.
+ *
+ * The bytes are exactly what tar-stream's `pack` emits for the same entry (name, type, size,
+ * mode, uid/gid 0, mtime `TAR_MTIME`), so the positional file writer (archive-destination.ts)
+ * and the sequential stream writer (tar-pack.ts, which uses `pack`) give identical archives;
+ * writer-tar.test.ts holds the two side by side. tar-stream's conventions: octal fields are
+ * digits then a space ("000644 "), a name over 100 bytes moves its leading components into the
+ * ustar prefix, a name that still does not fit (or is not ASCII) goes into a pax `path` record
+ * behind a `PaxHeader` entry, and a size of 8 GiB or more is stored base-256 (GNU) in the size
+ * field, which Go's archive/tar, GNU tar, bsdtar and tar-scan.ts all read.
  */
 export function encodeTarHeader(h: TarEntryHeader): Buffer {
   const name = entryName(h);
@@ -47,30 +54,14 @@ export function encodeTarHeader(h: TarEntryHeader): Buffer {
   if (!Number.isSafeInteger(h.size) || h.size < 0) throw new Error(`tar entry ${name}: invalid size ${h.size}`);
   if (h.type === 'directory' && h.size !== 0) throw new Error(`tar entry ${name}: a directory has no data`);
   const mode = h.mode ?? (h.type === 'directory' ? 0o755 : 0o644);
+  const typeflag = h.type === 'directory' ? '5' : '0';
   const split = splitUstarName(name);
-  const pax: Array<[string, string]> = [];
-  if (!split) pax.push(['path', name]);
-  if (h.size > MAX_OCTAL_SIZE) pax.push(['size', String(h.size)]);
-  const main = ustarBlock({
-    name: split?.name ?? truncateBytes(name, 100),
-    prefix: split?.prefix ?? '',
-    mode,
-    size: h.size > MAX_OCTAL_SIZE ? 0 : h.size,
-    typeflag: h.type === 'directory' ? '5' : '0',
-  });
-  if (pax.length === 0) return main;
-  const records = Buffer.from(pax.map(([k, v]) => paxRecord(k, v)).join(''), 'utf8');
-  const paxHeader = ustarBlock({
-    name: truncateBytes(`PaxHeaders.0/${lastComponent(name)}`, 100),
-    prefix: '',
-    mode: 0o644,
-    size: records.length,
-    typeflag: 'x',
-  });
+  if (split) return ustarBlock({ ...split, mode, size: h.size, typeflag });
+  const records = Buffer.from(paxRecord('path', name), 'utf8');
   const out = Buffer.alloc(TAR_BLOCK + paddedSize(records.length) + TAR_BLOCK);
-  paxHeader.copy(out, 0);
+  ustarBlock({ name: 'PaxHeader', prefix: '', mode, size: records.length, typeflag: 'x' }).copy(out, 0);
   records.copy(out, TAR_BLOCK);
-  main.copy(out, TAR_BLOCK + paddedSize(records.length));
+  ustarBlock({ name: 'PaxHeader', prefix: '', mode, size: h.size, typeflag }).copy(out, TAR_BLOCK + paddedSize(records.length));
   return out;
 }
 
@@ -81,30 +72,20 @@ function validateName(name: string): void {
   if (name.split('/').some((c) => c === '..')) throw new Error(`invalid tar entry name ${JSON.stringify(name)}: ".." is not allowed`);
 }
 
-/** ustar stores names up to 100 bytes, or prefix (≤155) + '/' + name (≤100), ASCII only here. */
-function splitUstarName(name: string): { prefix: string; name: string } | undefined {
-  if (!/^[\x20-\x7e]*$/.test(name)) return undefined;
-  if (name.length <= 100) return { prefix: '', name };
-  // A directory's trailing '/' belongs to the name part.
-  for (let i = name.lastIndexOf('/', name.length - 2); i > 0; i = name.lastIndexOf('/', i - 1)) {
-    const prefix = name.slice(0, i);
-    const rest = name.slice(i + 1);
-    if (rest.length > 100) break;
-    if (prefix.length <= 155) return { prefix, name: rest };
+/** ustar stores names up to 100 bytes, or prefix (≤155) + '/' + name (≤100), ASCII only here;
+ * leading components move to the prefix until the name fits (tar-stream's rule). */
+function splitUstarName(full: string): { prefix: string; name: string } | undefined {
+  if (!/^[\x00-\x7f]*$/.test(full)) return undefined;
+  let name = full;
+  let prefix = '';
+  while (name.length > 100) {
+    const i = name.indexOf('/');
+    if (i < 0) return undefined;
+    prefix += prefix ? `/${name.slice(0, i)}` : name.slice(0, i);
+    name = name.slice(i + 1);
   }
-  return undefined;
-}
-
-function lastComponent(name: string): string {
-  const parts = name.split('/').filter(Boolean);
-  return parts[parts.length - 1] ?? 'entry';
-}
-
-function truncateBytes(s: string, max: number): string {
-  let b = Buffer.from(s, 'utf8');
-  if (b.length <= max) return s;
-  b = b.subarray(0, max);
-  return b.toString('utf8').replace(/\uFFFD+$/, '');
+  if (prefix.length > 155) return undefined;
+  return { prefix, name };
 }
 
 /** One pax record: "<len> <key>=<value>\n", where len counts the whole record, itself included. */
@@ -119,28 +100,38 @@ function paxRecord(key: string, value: string): string {
 function ustarBlock(f: { name: string; prefix: string; mode: number; size: number; typeflag: string }): Buffer {
   const b = Buffer.alloc(TAR_BLOCK);
   b.write(f.name, 0, 100, 'utf8');
-  octal(b, 100, 8, f.mode & 0o7777);
-  octal(b, 108, 8, 0); // uid
-  octal(b, 116, 8, 0); // gid
-  octal(b, 124, 12, f.size);
-  octal(b, 136, 12, TAR_MTIME);
-  b.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
+  octal(b, 100, 6, f.mode & 0o7777);
+  octal(b, 108, 6, 0); // uid
+  octal(b, 116, 6, 0); // gid
+  if (f.size > MAX_OCTAL_SIZE) base256(b, 124, 12, f.size);
+  else octal(b, 124, 11, f.size);
+  octal(b, 136, 11, TAR_MTIME);
   b.write(f.typeflag, 156, 1, 'ascii');
   b.write('ustar\0', 257, 6, 'ascii');
   b.write('00', 263, 2, 'ascii');
-  // uname/gname stay empty; devmajor/devminor as octal zeros like GNU tar writes them.
-  octal(b, 329, 8, 0);
-  octal(b, 337, 8, 0);
-  b.write(f.prefix, 345, 155, 'utf8');
-  let sum = 0;
-  for (const byte of b) sum += byte;
-  b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
+  // uname/gname stay empty.
+  octal(b, 329, 6, 0); // devmajor
+  octal(b, 337, 6, 0); // devminor
+  if (f.prefix) b.write(f.prefix, 345, 155, 'utf8');
+  // The checksum counts its own field as eight spaces; it is stored as six digits and a space.
+  let sum = 8 * 0x20;
+  for (let i = 0; i < TAR_BLOCK; i++) if (i < 148 || i >= 156) sum += b[i]!;
+  octal(b, 148, 6, sum);
   return b;
 }
 
-/** Zero-padded octal digits followed by a NUL, filling `width` bytes. */
-function octal(b: Buffer, off: number, width: number, n: number): void {
+/** `digits` zero-padded octal digits followed by a space. */
+function octal(b: Buffer, off: number, digits: number, n: number): void {
   const s = n.toString(8);
-  if (s.length > width - 1) throw new Error(`tar header: ${n} does not fit in ${width - 1} octal digits`);
-  b.write(`${s.padStart(width - 1, '0')}\0`, off, width, 'ascii');
+  if (s.length > digits) throw new Error(`tar header: ${n} does not fit in ${digits} octal digits`);
+  b.write(`${s.padStart(digits, '0')} `, off, digits + 1, 'ascii');
+}
+
+/** GNU base-256: a 0x80 marker byte, then the number big-endian in the rest of the field. */
+function base256(b: Buffer, off: number, width: number, n: number): void {
+  b[off] = 0x80;
+  for (let i = width - 1; i > 0; i--) {
+    b[off + i] = n % 256;
+    n = Math.floor(n / 256);
+  }
 }

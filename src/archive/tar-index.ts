@@ -30,6 +30,7 @@ import { createGunzip } from 'node:zlib';
 import { FerryError } from '../errors.js';
 import { normalizeTarName } from './tar-fields.js';
 import { ioError } from '../util/fs-errors.js';
+import { seekableFile } from './spool.js';
 import { badArchive, scanTar, type ScanSource, type TarEntry } from './tar-scan.js';
 
 export { normalizeTarName };
@@ -94,9 +95,11 @@ export class TarIndex {
     private readonly tempDir: string | undefined,
   ) {}
 
-  /** Indexes `path` (decompressing a gzipped archive first). */
+  /** Indexes `path` (decompressing a gzipped archive first; a pipe or device is copied to a
+   * temp file first, spool.ts). */
   static async open(path: string, opts: TarIndexOptions = {}): Promise<TarIndex> {
-    const head = await readHead(path, 8);
+    const input = await seekableFile(path, opts.signal ? { signal: opts.signal } : {});
+    const head = await readHead(input, 8, path);
     if (head.length === 0) throw new FerryError('E_BAD_ARCHIVE', `${path} is empty, not a tar archive`);
     for (const c of OTHER_COMPRESSION) {
       if (startsWith(head, c.magic)) {
@@ -106,7 +109,7 @@ export class TarIndex {
       }
     }
     if (!startsWith(head, GZIP_MAGIC)) {
-      const idx = new TarIndex(path, path, undefined, undefined);
+      const idx = new TarIndex(path, input, undefined, undefined);
       idx.entries = await scanTar(idx.source(), opts.signal);
       return idx;
     }
@@ -117,7 +120,7 @@ export class TarIndex {
     const file = join(dir, 'archive.tar');
     const idx = new TarIndex(path, file, 'gzip', dir);
     try {
-      await pipeline(createReadStream(path), createGunzip(), createWriteStream(file), { signal: opts.signal });
+      await pipeline(createReadStream(input), createGunzip(), createWriteStream(file), { signal: opts.signal });
     } catch (e) {
       await idx.close();
       const code = (e as NodeJS.ErrnoException).code;
@@ -236,7 +239,7 @@ export class TarIndex {
   }
 
   private fsError(e: unknown): unknown {
-    return ioError(e, this.archive);
+    return ioError(e, this.archive, { missing: 'E_IO' });
   }
 
   private async readAt(position: number, length: number, what: string): Promise<Buffer> {
@@ -292,9 +295,9 @@ function isOutside(p: string): boolean {
   return p === '..' || p.startsWith('../');
 }
 
-async function readHead(path: string, n: number): Promise<Buffer> {
-  const fh = await openFile(path, 'r').catch((e: unknown) => {
-    throw ioError(e, path);
+async function readHead(file: string, n: number, path: string): Promise<Buffer> {
+  const fh = await openFile(file, 'r').catch((e: unknown) => {
+    throw ioError(e, path, { missing: 'E_IO' });
   });
   try {
     if ((await fh.stat()).isDirectory()) throw new FerryError('E_BAD_ARCHIVE', `${path} is a directory, not an archive`, { hint: 'an OCI layout directory is read with oci:PATH' });

@@ -43,7 +43,7 @@ export interface CopyOpResult extends CopyResult {
  * or compression of uncompressed layers for a registry), and the result says when a digest changed.
  */
 export async function copy(source: string, destination: string, opts: CopyOptions, ctx: OpContext): Promise<CopyOpResult> {
-  const src = await resolveLocalLocation(source);
+  const src = await resolveLocalLocation(source, ctx.debug ? { debug: ctx.debug } : {});
   const dst = parseLocation(destination);
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
@@ -105,7 +105,7 @@ export async function push(source: string, destination: string, opts: CopyOption
   if (dst.transport !== 'docker') {
     throw new FerryError('E_USAGE', `push writes to a registry, but "${destination}" is a local ${dst.transport}: location`, { hint: 'use ferry copy between local formats' });
   }
-  const src = await resolveLocalLocation(source);
+  const src = await resolveLocalLocation(source, ctx.debug ? { debug: ctx.debug } : {});
   if (src.transport === 'docker') {
     throw new FerryError('E_USAGE', `push reads a local image, but "${source}" is a registry reference`, { hint: 'use ferry copy for registry to registry' });
   }

@@ -6,6 +6,9 @@ import type { ImageReference } from '../ref/index.js';
 import { destinationCapabilities, formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
 import type { ImageNames } from '../transports/types.js';
 import { prewarmFileHashers } from '../util/file-hasher.js';
+import { lstat } from 'node:fs/promises';
+import { clobberError, ImageArchiveDestination } from '../transports/archive-destination.js';
+import { classifyOutput } from '../transports/fs-util.js';
 import { type OpContext, withSession } from './context.js';
 
 export type OutputFormat = 'docker-archive' | 'oci-archive' | 'oci';
@@ -15,10 +18,16 @@ export interface PullOptions {
   allPlatforms?: boolean;
   jobs?: number;
   onEvent?: (e: CopyEvent) => void;
+  /** Refuse to replace an existing archive file (or to write into an existing path for oci:). */
+  noClobber?: boolean;
 }
 
 export interface PullResult {
   destination: string;
+  /** An existing regular file at the destination was replaced (as docker save does). */
+  replaced: boolean;
+  /** The archive was written sequentially (pipe, FIFO, device, stdout) rather than to a file. */
+  streamed: boolean;
   images: Array<CopyResult & { source: string }>;
   ms: number;
 }
@@ -26,11 +35,29 @@ export interface PullResult {
 /**
  * `-o FILE [--format F]` → a destination location. A `.tar` path defaults to docker-archive
  * (what docker load, podman load, skopeo and Apptainer all read); anything else to an OCI layout.
+ * `-o -` is stdout: a docker-archive (or oci-archive) streamed there; an oci: layout is a
+ * directory and cannot be. So is a path that is a pipe, FIFO or character device (`-o
+ * /dev/stdout`, `-o /dev/null`): an archive, never a layout directory.
  */
-export function outputLocation(path: string, format?: OutputFormat): string {
-  const f = format ?? (/\.tar$/i.test(path) ? 'docker-archive' : 'oci');
+export async function outputLocation(path: string, format?: OutputFormat): Promise<string> {
   if (path.includes(':')) throw new FerryError('E_USAGE', `output path "${path}" contains ":"`, { hint: 'use a path without ":" or the transport:PATH form' });
+  const streamed = path === '-' || (await classifyOutput(path).catch(() => undefined))?.kind === 'stream';
+  if (streamed && format === 'oci') {
+    throw new FerryError('E_USAGE', `--format oci writes a layout directory, which cannot go to ${path === '-' ? 'stdout' : path}`, { hint: 'use --format docker-archive or oci-archive to stream a tar' });
+  }
+  const f = format ?? (streamed || /\.tar$/i.test(path) ? 'docker-archive' : 'oci');
   return `${f}:${path}`;
+}
+
+/** --no-clobber, checked before anything is downloaded (the archive writer checks again at the end). */
+async function checkNoClobber(dst: Location): Promise<void> {
+  if (dst.transport === 'docker') return;
+  if (dst.transport === 'oci') {
+    if (await lstat(dst.path).then(() => true, () => false)) throw clobberError(dst.path);
+    return;
+  }
+  const out = await classifyOutput(dst.path).catch(() => undefined);
+  if (out?.kind === 'file' && out.exists) throw clobberError(dst.path);
 }
 
 /** Registry → local: the copy engine with registry sources and one local destination. */
@@ -54,13 +81,15 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
   if (refs.length > 1 && ((dst.transport === 'docker-archive' && dst.ref) || ((dst.transport === 'oci' || dst.transport === 'oci-archive') && dst.tag))) {
     throw new FerryError('E_USAGE', `${formatLocation(dst)} names one image, but ${refs.length} references were given`, { hint: 'drop the name from the destination; each image keeps its own reference' });
   }
+  if (opts.noClobber) await checkNoClobber(dst);
   // Layers are hashed on worker threads (util/file-hasher.ts); boot them while the image resolves.
   prewarmFileHashers();
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
+    const out = openDestination(dst, session, opts.noClobber ? { noClobber: true } : {});
     const results = await copyImages(
       refs.map((ref) => ({ src: openSource({ transport: 'docker', ref }, session), names: namesFor(ref, dst, refs.length > 1) })),
-      openDestination(dst, session),
+      out,
       {
         platforms: opts.allPlatforms ? 'all' : [opts.platform ?? hostPlatform()],
         // The host platform is a default: a single-platform image of another one still pulls.
@@ -75,6 +104,8 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
     const shown = (dst.transport === 'oci' || dst.transport === 'oci-archive') && !dst.tag && only ? { ...dst, tag: only } : dst;
     return {
       destination: formatLocation(shown),
+      replaced: out instanceof ImageArchiveDestination && out.replaced,
+      streamed: out instanceof ImageArchiveDestination && out.mode === 'stream',
       images: results.map((r, i) => ({ ...r, source: refs[i]!.toString() })),
       ms: performance.now() - t0,
     };

@@ -32,6 +32,8 @@ export function openSource(loc: Location, session: Session): ImageSource {
 export interface DestinationOptions {
   chunkSize?: number;
   warn?: (msg: string) => void;
+  /** Archive files: refuse to replace a regular file already at the path. */
+  noClobber?: boolean;
 }
 
 /** What the destination at `loc` can hold and do, known before it is opened. */
@@ -58,9 +60,9 @@ export function openDestination(loc: Location, session: Session, opts: Destinati
     case 'oci':
       return new OciLayoutDestination(loc.path);
     case 'oci-archive':
-      return new OciArchiveDestination(loc.path);
+      return new OciArchiveDestination(loc.path, opts.noClobber ? { noClobber: true } : {});
     case 'docker-archive':
-      return new DockerArchiveDestination(loc.path);
+      return new DockerArchiveDestination(loc.path, opts.noClobber ? { noClobber: true } : {});
   }
 }
 

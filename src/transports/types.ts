@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
+import type { ImageNames, SourceOrigin, TransferPlan } from '../oci/transfer-plan.js';
 
 /** Re-openable blob content: `open(offset)` returns the bytes from `offset` on. Retries after a
  * broken connection re-open from where the verified write stopped; nothing is buffered. */
@@ -24,34 +25,9 @@ export interface ImageSource {
   close(): Promise<void>;
 }
 
-/** What to record for an image at a destination. */
-export interface ImageNames {
-  /** OCI layout ref name (`org.opencontainers.image.ref.name`), usually the tag. */
-  refName?: string;
-  /** Full reference for docker-archive `RepoTags` / `io.containerd.image.name`, e.g.
-   * `docker.io/library/alpine:3.20`. */
-  repoTag?: string;
-  /** Registry destinations: the tags to put the root manifest under (none = by digest only). */
-  tags?: string[];
-}
-
-/** Where a source's content lives in a registry (sources that are registry repositories say so),
- * so a destination on the same registry can mount blobs from there instead of moving bytes. */
-export interface SourceOrigin {
-  registry: string;
-  repository: string;
-}
-
-/** The whole transfer, announced to the destination before any blob is written. */
-export interface TransferPlan {
-  images: Array<{ root: Descriptor; names: ImageNames }>;
-  /** Registry repositories the blobs come from (cross-repository mount candidates). */
-  origins?: SourceOrigin[];
-  /** Every manifest, children before parents, roots included. Bytes are verified. */
-  manifests: Array<{ descriptor: Descriptor; bytes: Uint8Array }>;
-  /** Every distinct blob (configs and layers), in transfer order. */
-  blobs: Descriptor[];
-}
+// ImageNames, TransferPlan and SourceOrigin live in ../oci/transfer-plan.ts (src/archive uses them
+// too, and must not import src/transports); re-exported here for every existing import.
+export type { ImageNames, SourceOrigin, TransferPlan } from '../oci/transfer-plan.js';
 
 /** What putBlob did, when it did not simply write the bytes: a registry may mount a blob from
  * another repository instead (no bytes moved). */

@@ -36,6 +36,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   'gnome-keyring-daemon': 'gnome-keyring',
   'secret-tool': 'libsecret-tools',
   tinyproxy: 'tinyproxy',
+  podman: 'podman',
 };
 
 /** Absolute path of `name` on PATH, or undefined. */

@@ -1,4 +1,6 @@
 import { type Command, Option } from 'commander';
+import { jsonWithStdoutError } from '../../transports/archive-destination.js';
+import { writesToStdout } from '../../transports/fs-util.js';
 import { copy, push, type CopyOpResult, type CopyOptions } from '../../ops/copy.js';
 import type { Platform } from '../../oci/platform.js';
 import { formatBytes, formatDuration } from '../../util/format.js';
@@ -26,6 +28,9 @@ function addCopyOptions(cmd: Command): Command {
 }
 
 async function runCopy(rt: Runtime, label: string, op: typeof copy, src: string, dst: string, f: CopyFlags): Promise<void> {
+  // An archive streamed to stdout owns it: no --json, the summary goes to stderr.
+  const toStdout = await writesToStdout(dst);
+  if (toStdout && rt.g.json) throw jsonWithStdoutError();
   const status = rt.status(label);
   let ok = false;
   const opts: CopyOptions = { jobs: f.jobs, compression: f.compression, onEvent: status.onEvent, ...(f.platform ? { platforms: f.platform } : {}), ...(f.tag ? { tags: f.tag } : {}), ...(f.chunkSize ? { chunkSize: Math.floor(f.chunkSize) } : {}) };
@@ -39,7 +44,7 @@ async function runCopy(rt: Runtime, label: string, op: typeof copy, src: string,
         : `note: uncompressed layers were gzip-compressed for the registry, so the manifest digest changed: ${c.from.digest} → ${c.to.digest} (use --compression none to keep it)`);
     }
     if (rt.g.json) return rt.outJson(copyJson(r));
-    if (!rt.g.quiet) rt.out(copySummary(label, r));
+    if (!rt.g.quiet) (toStdout ? rt.info : rt.out)(copySummary(label, r));
   } finally {
     if (!ok) status.stop(false);
   }

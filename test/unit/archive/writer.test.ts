@@ -419,6 +419,27 @@ describe('archive writer safety', () => {
     expect((await rejectionOf(dst.putBlob(img.layers[1]!.d, slow))).code).toBe('E_INTERNAL');
   });
 
+  it('noClobber: an existing file is refused in prepare; one created meanwhile is not replaced at commit', async () => {
+    const { plan, contents } = one();
+    const target = join(dir, 'out.tar');
+    writeFileSync(target, 'mine');
+    expect((await rejectionOf(runDestination(new DockerArchiveDestination(target, { noClobber: true }), plan, contents))).code).toBe('E_USAGE');
+    rmSync(target);
+    const dst = new DockerArchiveDestination(target, { noClobber: true });
+    await dst.prepare(plan);
+    for (const d of plan.blobs) await dst.putBlob(d, memReader(contents.get(d.digest)!));
+    for (const m of plan.manifests) await dst.putManifest(m.bytes, m.descriptor, {});
+    writeFileSync(target, 'appeared meanwhile');
+    const e = await rejectionOf(dst.commit());
+    await dst.close();
+    expect(e.code).toBe('E_USAGE');
+    expect(e.message).toContain('already exists');
+    expect(readFileSync(target, 'utf8')).toBe('appeared meanwhile');
+    expect(leftovers(['out.tar'])).toEqual([]);
+    await runDestination(new DockerArchiveDestination(join(dir, 'new.tar'), { noClobber: true }), plan, contents);
+    expect((await readTar(join(dir, 'new.tar'))).map((x) => x.name)).toContain('manifest.json');
+  });
+
   it('refuses a directory as target', async () => {
     const { plan } = one();
     const dst = new OciArchiveDestination(dir);
@@ -426,11 +447,11 @@ describe('archive writer safety', () => {
     await dst.close();
   });
 
-  it('a missing parent directory is E_NOT_FOUND naming it', async () => {
+  it('a missing parent directory is E_IO (a local problem, never exit 4) naming it', async () => {
     const { plan } = one();
     const dst = new OciArchiveDestination(join(dir, 'nope', 'o.tar'));
     const e = await rejectionOf(dst.prepare(plan));
-    expect(e.code).toBe('E_NOT_FOUND');
+    expect(e.code).toBe('E_IO');
     expect(e.message).toContain(join(dir, 'nope'));
     await dst.close();
   });
