@@ -162,9 +162,10 @@ export class RepositoryClient {
   /**
    * All tags, following `Link` pagination (Quay/GHCR/Hub page; ACR adds orderby). A registry
    * whose `next` link points at a page already fetched, or whose `last` does not move, or that is
-   * still paging after MAX_TAG_PAGES pages, is a pagination loop: E_REGISTRY, never a hang.
+   * still paging after MAX_TAG_PAGES pages (`maxPages`), is a pagination loop: E_REGISTRY, never a hang.
    */
-  async listTags(signal?: AbortSignal): Promise<string[]> {
+  async listTags(signal?: AbortSignal, opts: { maxPages?: number } = {}): Promise<string[]> {
+    const maxPages = opts.maxPages ?? MAX_TAG_PAGES;
     const tags: string[] = [];
     const what = `tag list of ${this.subject()}`;
     let url: URL | undefined = this.registry.url(`/v2/${this.name}/tags/list`);
@@ -172,6 +173,7 @@ export class RepositoryClient {
     for (let page = 1; url; page++) {
       seen.add(url.href);
       const res: HttpResponse = await this.registry.request({ method: 'GET', url, signal, scopes: this.scopes, small: { max: MAX_TAG_PAGE_BYTES, what } });
+      seen.add(res.url.href); // as fetched: after the scheme choice (http for --plain-http) and redirects
       if (res.status !== 200) throw await this.registry.fail(res, { action: 'listing tags', subject: this.subject() });
       const text = (await smallBody(res, MAX_TAG_PAGE_BYTES, what)).toString('utf8');
       let doc: unknown;
@@ -196,8 +198,8 @@ export class RepositoryClient {
           url: redactUrl(next), hint: 'the registry\'s tag-list paging is broken; report it to the registry operator',
         });
       }
-      if (page >= MAX_TAG_PAGES) {
-        throw new FerryError('E_REGISTRY', `${this.subject()}: registry returned a pagination loop at ${redactUrl(next)} (still paging after ${MAX_TAG_PAGES} pages, ${tags.length} tags)`, {
+      if (page >= maxPages) {
+        throw new FerryError('E_REGISTRY', `${this.subject()}: registry returned a pagination loop at ${redactUrl(next)} (still paging after ${maxPages} pages, ${tags.length} tags)`, {
           url: redactUrl(next), hint: 'the registry\'s tag-list paging never ends; report it to the registry operator',
         });
       }
