@@ -238,12 +238,23 @@ function bodyMediaType(bytes: Uint8Array): string | undefined {
   }
 }
 
-/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL. */
+/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL; a next link that is no
+ * http(s) URL is the registry's fault (E_REGISTRY), never a TypeError. */
 export function nextLink(link: string | undefined, base: URL): URL | undefined {
   if (!link) return undefined;
   for (const part of link.split(/,(?=\s*<)/)) {
     const m = /^\s*<([^>]*)>(.*)$/.exec(part);
-    if (m && /;\s*rel="?next"?/i.test(m[2]!)) return new URL(m[1]!, base);
+    if (!m || !/;\s*rel="?next"?/i.test(m[2]!)) continue;
+    let u: URL | undefined;
+    try {
+      u = new URL(m[1]!, base);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:')) {
+      throw new FerryError('E_REGISTRY', `registry sent an unusable Link header for the next page of tags: ${JSON.stringify(redactUrl(m[1]!).slice(0, 200))}`, { url: redactUrl(base) });
+    }
+    return u;
   }
   return undefined;
 }
