@@ -7,7 +7,8 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRawServer, type RawReply, type RawRequest, type RawServer } from '../../helpers/raw-http.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { newSession, rejection, repoOf, sha256 } from './support.js';
+import { seedImage } from '../../helpers/mem-registry.js';
+import { newSession, pullToLayout, rejection, repoOf, sha256, startRecordingProxy, startReg, tempDir } from './support.js';
 import { existsSync } from 'node:fs';
 import { FERRY_BIN } from '../../helpers/run-cli.js';
 import { join, dirname } from 'node:path';
@@ -141,6 +142,20 @@ describe('any other body', () => {
     })());
     expect(e.code).toBe('E_NETWORK');
     expect(e.message).toContain(`from http://${s.host}`);
+  });
+});
+
+describe('a blob cut on every attempt', () => {
+  it('ends as E_NETWORK naming the host (not E_IO or a raw SocketError) after the resume attempts', async () => {
+    const reg = await startReg();
+    const seeded = seedImage(reg, 'app', 'v1', { layers: 1, layerSize: 256 * 1024 });
+    const layer = seeded.blobs[0]!;
+    const proxy = await startRecordingProxy(reg.host, { cut: { path: new RegExp(`/blobs/${layer}$`), afterBytes: 1000, pauseMs: 5, times: 99 } });
+    const { session } = newSession();
+    const e = await rejection(pullToLayout(session, proxy.host, 'app', 'v1', tempDir(), { jobs: 1 }));
+    expect(e.code).toBe('E_NETWORK');
+    expect(e.message).toContain(`from http://${proxy.host}`);
+    expect(proxy.requests.filter((q) => q.url.endsWith(layer)).length).toBeGreaterThanOrEqual(5);
   });
 });
 
