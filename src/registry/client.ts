@@ -164,11 +164,11 @@ export class RepositoryClient {
    * whose `next` link points at a page already fetched, or whose `last` does not move, or that is
    * still paging after MAX_TAG_PAGES pages (`maxPages`), is a pagination loop: E_REGISTRY, never a hang.
    */
-  async listTags(signal?: AbortSignal, opts: { maxPages?: number } = {}): Promise<string[]> {
+  async listTags(signal?: AbortSignal, opts: { maxPages?: number; pageSize?: number } = {}): Promise<string[]> {
     const maxPages = opts.maxPages ?? MAX_TAG_PAGES;
     const tags: string[] = [];
     const what = `tag list of ${this.subject()}`;
-    let url: URL | undefined = this.registry.url(`/v2/${this.name}/tags/list`);
+    let url: URL | undefined = this.registry.url(`/v2/${this.name}/tags/list${opts.pageSize ? `?n=${opts.pageSize}` : ''}`);
     const seen = new Set<string>();
     for (let page = 1; url; page++) {
       seen.add(url.href);
