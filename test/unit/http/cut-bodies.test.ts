@@ -98,7 +98,7 @@ describe('tag lists and tokens cut mid-body', () => {
   const tokenRegistry = (cutToken: (n: number) => boolean) => {
     let host = '';
     let tokens = 0;
-    return registry(() => false, (r) => {
+    return registry(() => false, (r): RawReply | undefined => {
       if (r.path.startsWith('/token')) {
         tokens++;
         return { headers: { 'Content-Type': 'application/json' }, body: '{"token":"tok-123456789","expires_in":300}', ...(cutToken(tokens) ? { cutAfter: 10 } : {}) };

@@ -150,7 +150,8 @@ describe('fuzz: small readers end in FerryErrors', () => {
       const ct = CTYPES[Math.floor(rand() * CTYPES.length)];
       const breakIt = rand() < 0.25;
       const byDigest = rand() < 0.3;
-      const client = clientOver(() => ({ headers: ct ? { 'content-type': ct } : {}, body: bodyOf(text, rand, breakIt) }));
+      const headers: Record<string, string> = ct ? { 'content-type': ct } : {};
+      const client = clientOver(() => ({ headers, body: bodyOf(text, rand, breakIt) }));
       const code = await expectClean(`case ${i} ${JSON.stringify(text).slice(0, 80)}`, async () => {
         const ref = byDigest ? sha256(base) : 'v1';
         const got = await client.repository('app').getManifest(ref);
@@ -178,7 +179,7 @@ describe('fuzz: small readers end in FerryErrors', () => {
       let n = 0;
       const client = clientOver(() => (++n > 3
         ? { body: bodyOf('{"tags":[]}', rand, false) }
-        : { headers: link ? { link } : {}, body: bodyOf(text, rand, breakIt) }));
+        : { headers: link ? { link } : ({} as Record<string, string>), body: bodyOf(text, rand, breakIt) }));
       const code = await expectClean(`case ${i} ${link} ${JSON.stringify(text).slice(0, 60)}`, () => client.repository('app').listTags());
       codes.set(code, (codes.get(code) ?? 0) + 1);
     }
