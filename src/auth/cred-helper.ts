@@ -14,8 +14,14 @@
  * - Binary not found (spawn ENOENT) → { kind: 'missing' }; the caller decides (docker errors; ferry
  *   warns and continues anonymously).
  * - Anything else (other exit text, bad JSON, timeout, stdout over 1 MiB, EACCES) → FerryError
- *   ('E_BAD_CONFIG') naming the helper, with its output redacted and truncated.
- * - Timeout (default 30 s) kills the child with SIGKILL.
+ *   ('E_BAD_CONFIG'), one line naming the helper and the server key.
+ * - The helper runs detached, as the leader of its own process group. Timeout (default 30 s) sends
+ *   SIGKILL to the whole group (a shell-script helper's children too) and stops reading at once,
+ *   even if a grandchild still holds the pipes; a helper that exited but left such a process
+ *   behind is judged on what it wrote within 250 ms. Helpers still running when ferry exits are
+ *   killed the same way.
+ * - Secrets: a successful answer's text is never quoted in errors; a failing helper's message is
+ *   quoted redacted (JSON secret fields, Bearer/Basic values) and truncated.
  * - Results (found / not found / missing) are cached for the life of the process per (helper, key,
  *   PATH); failures are not cached. Concurrent identical lookups share one child process.
  */
@@ -65,9 +71,34 @@ function pathOf(env: NodeJS.ProcessEnv): string {
   return env['PATH'] ?? env['Path'] ?? '';
 }
 
+/** A failing helper's message, redacted; a `"Secret": "…` cut before its closing quote (which
+ * redactText's JSON rule would miss) is redacted to the end. */
 function excerpt(s: string): string {
-  const t = redactText(s.trim());
+  const t = redactText(s.trim()).replace(/("(?:secret|password|token)"\s*:\s*")(?:[^"\\]|\\.)*$/i, '$1***');
   return t.length > 300 ? `${t.slice(0, 300)}…` : t;
+}
+
+/** How long a helper that exited may keep its stdout open (a grandchild holding it) before
+ * ferry stops reading and takes what it has. */
+const EXIT_GRACE_MS = 250;
+
+/** Helpers still running, by pid: killed (their whole process group) if ferry exits first. */
+const live = new Set<number>();
+let exitHookInstalled = false;
+
+/** SIGKILL to the helper's process group (it was spawned detached, as its group leader), so a
+ * shell script's children die with it; falls back to the child alone (Windows, or a group
+ * already gone). */
+function killGroup(pid: number | undefined, child: { kill(sig: NodeJS.Signals): boolean }): void {
+  if (pid !== undefined && process.platform !== 'win32') {
+    try {
+      process.kill(-pid, 'SIGKILL');
+      return;
+    } catch {
+      /* group already gone */
+    }
+  }
+  child.kill('SIGKILL');
 }
 
 function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): Promise<HelperResult> {
@@ -78,29 +109,52 @@ function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): P
       hint: `check that ${name} works: echo ${serverKey} | ${name} get`,
       cause,
     });
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const pid of live) killGroup(pid, { kill: () => false });
+    });
+  }
 
   return new Promise<HelperResult>((resolve, reject) => {
     let child;
     try {
-      child = spawn(name, ['get'], { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+      // detached: its own process group (POSIX setsid), so a timeout can kill every process the
+      // helper started, not just the shell that a script-based helper runs in.
+      child = spawn(name, ['get'], { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true, detached: process.platform !== 'win32' });
     } catch (e) {
       reject(fail((e as Error).message, e));
       return;
     }
+    const pid = child.pid;
+    if (pid !== undefined) live.add(pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outLen = 0;
     let errLen = 0;
     let settled = false;
+    let grace: NodeJS.Timeout | undefined;
+    /** Stops reading: our ends of the pipes are closed, so a grandchild that still holds them
+     * keeps neither this promise nor the process waiting. */
+    const stopReading = (): void => {
+      child.stdout.destroy();
+      child.stderr.destroy();
+      child.stdin.destroy();
+      child.unref();
+    };
     const finish = (f: () => void): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(grace);
       f();
     };
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      finish(() => reject(fail(`timed out after ${Math.round(timeoutMs / 100) / 10} s`)));
+      finish(() => {
+        killGroup(pid, child);
+        stopReading();
+        reject(fail(`timed out after ${Math.round(timeoutMs / 100) / 10} s (killed)`));
+      });
     }, timeoutMs);
     timer.unref?.();
 
@@ -112,8 +166,11 @@ function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): P
     child.stdout.on('data', (c: Buffer) => {
       outLen += c.length;
       if (outLen > MAX_HELPER_OUTPUT) {
-        child.kill('SIGKILL');
-        finish(() => reject(fail(`output exceeds ${MAX_HELPER_OUTPUT} bytes`)));
+        finish(() => {
+          killGroup(pid, child);
+          stopReading();
+          reject(fail(`output exceeds ${MAX_HELPER_OUTPUT} bytes`));
+        });
         return;
       }
       out.push(c);
@@ -124,9 +181,11 @@ function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): P
     });
     // A helper that exits without reading stdin makes our write fail with EPIPE: harmless.
     child.stdin.on('error', () => {});
+    child.stdout.on('error', () => {});
+    child.stderr.on('error', () => {});
     child.stdin.end(serverKey);
 
-    child.on('close', (code, signal) => {
+    const conclude = (code: number | null, signal: NodeJS.Signals | null): void => {
       finish(() => {
         const stdout = Buffer.concat(out).toString('utf8');
         if (code !== 0) {
@@ -135,11 +194,12 @@ function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): P
           const status = signal ? `killed by ${signal}` : `exit status ${code}`;
           return reject(fail(text ? `${status}: ${excerpt(text)}` : status));
         }
+        // A successful answer carries the secret: its text is never quoted in an error.
         let doc: unknown;
         try {
           doc = JSON.parse(stdout);
         } catch {
-          return reject(fail(`output is not JSON: ${excerpt(stdout)}`));
+          return reject(fail(`output is not JSON (${Buffer.byteLength(stdout)} bytes, not shown: it may hold the secret)`));
         }
         if (typeof doc !== 'object' || doc === null) return reject(fail('output is not a JSON object'));
         const o = doc as Record<string, unknown>;
@@ -149,7 +209,19 @@ function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): P
         if (username === '' && secret === '') return resolve({ kind: 'none' });
         resolve({ kind: 'basic', username, secret });
       });
+    };
+    child.on('exit', (code, signal) => {
+      if (pid !== undefined) live.delete(pid);
+      // Normally 'close' follows at once; if a process the helper left behind holds stdout open,
+      // stop reading after a short grace, kill the leftovers and judge what arrived.
+      grace = setTimeout(() => {
+        killGroup(pid, child);
+        stopReading();
+        conclude(code, signal);
+      }, EXIT_GRACE_MS);
+      grace.unref?.();
     });
+    child.on('close', (code, signal) => conclude(code, signal));
   });
 }
 

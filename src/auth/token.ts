@@ -25,7 +25,7 @@
  */
 import type { Credential } from './credential.js';
 import { credentialSecrets } from './credential.js';
-import { FerryError, isAbortError, isFerryError } from '../errors.js';
+import { FerryError, hasCode, isAbortError, isFerryError } from '../errors.js';
 import { redactText, redactUrl } from '../util/redact.js';
 
 export interface TokenRequest {
@@ -107,6 +107,9 @@ export async function fetchToken(transport: TokenTransport, args: FetchTokenArgs
     try {
       return await transport(req, args.signal);
     } catch (e) {
+      if (hasCode(e, 'E_SIZE_MISMATCH')) {
+        throw new FerryError('E_UNAUTHORIZED', `token request to ${host} returned a body larger than ${MAX_TOKEN_BODY_BYTES} bytes`, { cause: e });
+      }
       if (isAbortError(e) || isFerryError(e)) throw e;
       const msg = e instanceof Error ? e.message : String(e);
       throw new FerryError('E_NETWORK', `token request to ${host} failed: ${redactText(msg, secrets)}`, { cause: e });

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
-import { FerryError, isAbortError } from '../errors.js';
+import type { Readable } from 'node:stream';
+import { FerryError, isAbortError, isFerryError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
 import { describeProxy } from './proxy.js';
 
@@ -134,4 +135,33 @@ function mapProxyError(e: unknown, url: URL, proxy: URL): FerryError | undefined
     return new FerryError('E_NETWORK', `cannot connect to proxy ${p} (${variable}, for ${target}): ${what}`, { cause: e, url: redactUrl(url), hint });
   }
   return undefined;
+}
+
+/**
+ * A failure while reading a response body, after the headers arrived (undici's SocketError "other
+ * side closed", ECONNRESET, UND_ERR_BODY_TIMEOUT, a Content-Length the body fell short of…) →
+ * E_NETWORK naming what was read and from where (redacted). Aborts and FerryErrors (size caps)
+ * pass through. The original error stays the `cause`, so isRetryableNetworkError still sees it.
+ */
+export function bodyReadError(e: unknown, url: URL, what?: string): unknown {
+  if (isAbortError(e) || isFerryError(e)) return e;
+  const code = errCode(e);
+  const msg = (e as Error)?.message ?? String(e);
+  const reason = code && !msg.includes(code) ? `${msg} (${code})` : msg;
+  const subject = what ?? `the response of ${url.protocol}//${url.host}${url.pathname}`;
+  return new FerryError('E_NETWORK', `network error reading ${subject} from ${url.protocol}//${url.host}: ${reason}`, {
+    cause: e, url: redactUrl(url), hint: 'the connection broke mid-answer; check the network (or proxy) between ferry and the registry',
+  });
+}
+
+/**
+ * Makes every error `body` is destroyed with a FerryError (bodyReadError), so no consumer of a
+ * response body (blob streams, error bodies, inspect's config read) can surface undici's raw
+ * errors as "unexpected error". Hooks the stream's own `_destroy` (the Readable implementer
+ * hook every destroy(err) goes through): no extra stream, no per-chunk cost on blob downloads.
+ */
+export function mapBodyErrors(body: Readable, url: URL, what?: string): Readable {
+  const inner = body._destroy.bind(body);
+  body._destroy = (err, cb) => inner(err, (e?: Error | null) => cb(e ? (bodyReadError(e, url, what) as Error) : e));
+  return body;
 }

@@ -19,6 +19,12 @@ export interface HttpRequest {
   followRedirects?: boolean;
   /** Per-request retry override: false disables the retry middleware for this request. */
   retry?: boolean;
+  /**
+   * A small answer (manifest, token, tag page): the retry layer reads a 2xx body whole, at most
+   * `max` bytes, into `HttpResponse.bytes`, and a network failure while reading it re-issues the
+   * request like a failure before the headers. `what` names it in errors.
+   */
+  small?: { max: number; what: string };
 }
 
 export interface HttpResponse {
@@ -34,6 +40,8 @@ export interface HttpResponse {
   header(name: string): string | undefined;
   /** Discards the body so the connection can be reused. */
   dump(): Promise<void>;
+  /** The whole body of a 2xx answer to a request with `small` (then `body` is already consumed). */
+  bytes?: Buffer;
 }
 
 export type Send = (req: HttpRequest) => Promise<HttpResponse>;

@@ -5,14 +5,20 @@ import { type Digest, digestOf, isDigest } from '../oci/digest.js';
 import { bareMediaType, MANIFEST_ACCEPT } from '../oci/media-types.js';
 import { readBounded } from '../util/bounded.js';
 import { verifyBytes } from '../util/verify-stream.js';
+import { bodyReadError } from '../http/network-errors.js';
 import { errorFromResponse, type ErrorContext } from '../http/registry-errors.js';
+import { redactUrl } from '../util/redact.js';
 import type { HttpRequest, HttpResponse, Send } from '../http/types.js';
 
 /** Manifests larger than this are refused (distribution-spec: registries accept ≥ 4 MB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** One page of a tag list; real registries page far below this. */
 export const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
-const MAX_TAG_PAGES = 10_000;
+/**
+ * Pages `listTags` follows before calling it a loop: at the distribution default of 100 tags a
+ * page (Hub, GHCR) that is a million tags; registries that page at all never come near it.
+ */
+export const MAX_TAG_PAGES = 10_000;
 
 export interface RegistryClientOptions {
   /** The composed middleware stack for this registry (auth → … → send). */
@@ -107,19 +113,15 @@ export class RepositoryClient {
    * it malformed or for a different manifest). `expected` adds a size+digest check.
    */
   async getManifest(ref: string, opts: { expected?: Descriptor; signal?: AbortSignal } = {}): Promise<FetchedManifest> {
+    const what = `manifest ${this.subject(ref)}`;
     const res = await this.registry.request({
       method: 'GET', url: this.registry.url(`/v2/${this.name}/manifests/${ref}`), signal: opts.signal,
-      headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes,
+      headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, small: { max: MAX_MANIFEST_BYTES, what },
     });
     if (res.status !== 200) throw await this.registry.fail(res, manifestCtx(this, ref));
-    const declared = Number(res.header('content-length'));
-    if (Number.isFinite(declared) && declared > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw new FerryError('E_SIZE_MISMATCH', `${this.subject(ref)}: manifest is ${declared} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
-    }
-    const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES, `manifest ${this.subject(ref)}`);
+    const bytes = await smallBody(res, MAX_MANIFEST_BYTES, what);
     const want = opts.expected?.digest ?? (isDigest(ref) ? (ref as Digest) : undefined);
-    if (want) verifyBytes(bytes, { digest: want, ...(opts.expected ? { size: opts.expected.size } : {}) }, `manifest ${this.subject(ref)}`);
+    if (want) verifyBytes(bytes, { digest: want, ...(opts.expected ? { size: opts.expected.size } : {}) }, what);
     const digest = want ?? digestOf(bytes);
     const ct = bareMediaType(res.header('content-type'));
     let mediaType = opts.expected?.mediaType ?? ct;
@@ -157,27 +159,64 @@ export class RepositoryClient {
     throw await this.registry.fail(res, { action: 'fetching blob', subject: `${this.subject()}@${d.digest}`, notFound: 'blob not found' });
   }
 
-  /** All tags, following `Link` pagination (Quay/GHCR/Hub page; ACR adds orderby). */
-  async listTags(signal?: AbortSignal): Promise<string[]> {
+  /**
+   * All tags, following `Link` pagination (Quay/GHCR/Hub page; ACR adds orderby). A registry
+   * whose `next` link points at a page already fetched, or whose `last` does not move, or that is
+   * still paging after MAX_TAG_PAGES pages (`maxPages`), is a pagination loop: E_REGISTRY, never a hang.
+   */
+  async listTags(signal?: AbortSignal, opts: { maxPages?: number; pageSize?: number } = {}): Promise<string[]> {
+    const maxPages = opts.maxPages ?? MAX_TAG_PAGES;
     const tags: string[] = [];
-    let url: URL | undefined = this.registry.url(`/v2/${this.name}/tags/list`);
-    for (let page = 0; url && page < MAX_TAG_PAGES; page++) {
-      const res: HttpResponse = await this.registry.request({ method: 'GET', url, signal, scopes: this.scopes });
+    const what = `tag list of ${this.subject()}`;
+    let url: URL | undefined = this.registry.url(`/v2/${this.name}/tags/list${opts.pageSize ? `?n=${opts.pageSize}` : ''}`);
+    const seen = new Set<string>();
+    for (let page = 1; url; page++) {
+      seen.add(url.href);
+      const res: HttpResponse = await this.registry.request({ method: 'GET', url, signal, scopes: this.scopes, small: { max: MAX_TAG_PAGE_BYTES, what } });
+      seen.add(res.url.href); // as fetched: after the scheme choice (http for --plain-http) and redirects
       if (res.status !== 200) throw await this.registry.fail(res, { action: 'listing tags', subject: this.subject() });
-      const text = (await readBounded(res.body, MAX_TAG_PAGE_BYTES, `tag list of ${this.subject()}`)).toString('utf8');
-      let doc: { tags?: unknown };
+      const text = (await smallBody(res, MAX_TAG_PAGE_BYTES, what)).toString('utf8');
+      let doc: unknown;
       try {
-        doc = JSON.parse(text) as { tags?: unknown };
+        doc = JSON.parse(text);
       } catch (e) {
         throw new FerryError('E_REGISTRY', `${this.subject()}: tag list is not valid JSON: ${(e as Error).message}`);
       }
+      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+        throw new FerryError('E_REGISTRY', `${this.subject()}: tag list is not a JSON object`);
+      }
+      const list = (doc as { tags?: unknown }).tags;
       // Nexus has returned null entries and Artifactory digests; skip both (containers/image does).
-      for (const t of Array.isArray(doc.tags) ? doc.tags : []) {
+      for (const t of Array.isArray(list) ? list : []) {
         if (typeof t === 'string' && t !== '' && !isDigest(t)) tags.push(t);
       }
-      url = nextLink(res.header('link'), res.url);
+      const next = nextLink(res.header('link'), res.url);
+      if (!next) break;
+      const lastNow = url.searchParams.get('last');
+      if (seen.has(next.href) || (lastNow !== null && next.searchParams.get('last') === lastNow)) {
+        throw new FerryError('E_REGISTRY', `${this.subject()}: registry returned a pagination loop at ${redactUrl(next)} (page ${page} links back to a page already read)`, {
+          url: redactUrl(next), hint: 'the registry\'s tag-list paging is broken; report it to the registry operator',
+        });
+      }
+      if (page >= maxPages) {
+        throw new FerryError('E_REGISTRY', `${this.subject()}: registry returned a pagination loop at ${redactUrl(next)} (still paging after ${maxPages} pages, ${tags.length} tags)`, {
+          url: redactUrl(next), hint: 'the registry\'s tag-list paging never ends; report it to the registry operator',
+        });
+      }
+      url = next;
     }
     return tags;
+  }
+}
+
+/** The bytes of a 2xx answer to a `small` request (read, retried and capped by the retry layer;
+ * read here only for a stack without one, e.g. tests composing their own). */
+async function smallBody(res: HttpResponse, max: number, what: string): Promise<Buffer> {
+  if (res.bytes) return res.bytes;
+  try {
+    return await readBounded(res.body, max, what);
+  } catch (e) {
+    throw bodyReadError(e, res.url, what);
   }
 }
 
@@ -199,12 +238,23 @@ function bodyMediaType(bytes: Uint8Array): string | undefined {
   }
 }
 
-/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL. */
+/** RFC 8288 `Link: <url>; rel="next"`, resolved against the request URL; a next link that is no
+ * http(s) URL is the registry's fault (E_REGISTRY), never a TypeError. */
 export function nextLink(link: string | undefined, base: URL): URL | undefined {
   if (!link) return undefined;
   for (const part of link.split(/,(?=\s*<)/)) {
     const m = /^\s*<([^>]*)>(.*)$/.exec(part);
-    if (m && /;\s*rel="?next"?/i.test(m[2]!)) return new URL(m[1]!, base);
+    if (!m || !/;\s*rel="?next"?/i.test(m[2]!)) continue;
+    let u: URL | undefined;
+    try {
+      u = new URL(m[1]!, base);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:')) {
+      throw new FerryError('E_REGISTRY', `registry sent an unusable Link header for the next page of tags: ${JSON.stringify(redactUrl(m[1]!).slice(0, 200))}`, { url: redactUrl(base) });
+    }
+    return u;
   }
   return undefined;
 }

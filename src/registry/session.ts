@@ -11,7 +11,7 @@ import { schemeMiddleware } from '../http/scheme.js';
 import { createDispatchers, createSend, type Dispatchers } from '../http/send.js';
 import type { DebugLog, HostSettings, Middleware, Send } from '../http/types.js';
 import { userAgentMiddleware } from '../http/user-agent.js';
-import { readBounded } from '../util/bounded.js';
+import { readTruncated } from '../util/bounded.js';
 import type { BackoffPolicy } from '../util/backoff.js';
 import { isLoopbackRegistry, type ImageReference } from '../ref/index.js';
 import { RegistryClient } from './client.js';
@@ -112,8 +112,9 @@ export class Session {
     };
     const tokenSend = compose([ua, retry, logging], send);
     const tokenTransport: TokenTransport = async (req, signal) => {
-      const res = await tokenSend({ method: req.method, url: new URL(req.url), headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}), ...(signal ? { signal } : {}) });
-      const body = (await readBounded(res.body, MAX_TOKEN_BODY, 'token response').catch(() => Buffer.alloc(0))).toString('utf8');
+      // `small`: a 2xx token body is read (and a cut one retried) by the retry layer.
+      const res = await tokenSend({ method: req.method, url: new URL(req.url), headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}), ...(signal ? { signal } : {}), small: { max: MAX_TOKEN_BODY, what: 'token response' } });
+      const body = res.bytes ? res.bytes.toString('utf8') : await readTruncated(res.body, MAX_TOKEN_BODY);
       return { status: res.status, headers: res.headers, body };
     };
     const auth = authMiddleware({
