@@ -13,7 +13,7 @@ function res(url: string): HttpResponse {
 describe('401 hints name ferry login with the registry', () => {
   it('without credentials', async () => {
     const e = await errorFromResponse(res('https://reg.example:5000/v2/app/tags/list'), { action: 'listing tags', subject: 'reg.example:5000/app' });
-    expect(e.hint).toBe('pass --creds user:pass or --username/--password-stdin, or log in with ferry login reg.example:5000');
+    expect(e.hint).toBe('pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login reg.example:5000');
   });
   it('with rejected credentials; Docker Hub is named docker.io', async () => {
     const e = await errorFromResponse(res('https://registry-1.docker.io/v2/library/x/manifests/1'), { action: 'fetching manifest', subject: 'x:1', hadCredentials: true });
