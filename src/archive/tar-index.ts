@@ -161,10 +161,10 @@ export class TarIndex {
     return { name: e.name, offset: e.offset, size: e.size };
   }
 
-  /** Like get(), but a missing file is an E_NOT_FOUND naming the archive. */
+  /** Like get(), but a missing file is an E_BAD_ARCHIVE naming the archive. */
   require(name: string): TarFile {
     const f = this.get(name);
-    if (!f) throw new FerryError('E_NOT_FOUND', `${this.archive}: no file ${JSON.stringify(normalizeTarName(name))} in the archive`);
+    if (!f) throw new FerryError('E_BAD_ARCHIVE', `${this.archive}: no file ${JSON.stringify(normalizeTarName(name))} in the archive`);
     return f;
   }
 

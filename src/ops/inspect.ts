@@ -55,7 +55,8 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
         const wanted = opts.platform ?? hostPlatform();
         const child = choosePlatform(m.manifests.filter((x) => isManifestType(x.mediaType)), wanted);
         if (!child) {
-          throw new FerryError('E_NOT_FOUND', `${src.description}: no image for platform ${formatPlatform(wanted)}`, {
+          // Exit 4 is the registry's answer only; a local index without the platform is bad input.
+          throw new FerryError(loc.transport === 'docker' ? 'E_NOT_FOUND' : 'E_LOCAL_NOT_FOUND', `${src.description}: no image for platform ${formatPlatform(wanted)}`, {
             hint: `available: ${m.manifests.map((x) => formatPlatform(x.platform)).join(', ')}`,
           });
         }
