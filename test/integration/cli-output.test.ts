@@ -12,7 +12,7 @@ import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js
 import { seedImage, startMemRegistry, type MemRegistry, type SeedResult } from '../helpers/mem-registry.js';
 import { runInPty, shq } from '../helpers/pty.js';
 import { FERRY_BIN, runCli, type RunCliOptions } from '../helpers/run-cli.js';
-import { expectFailure, ferryOk, type PullDoc } from './support.js';
+import { expectFailure, ferryOk, oneImage, type TransferDoc } from './support.js';
 
 const ESC = /\x1b\[/;
 const KiB = 1024;
@@ -44,7 +44,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
 
   it('--json on a non-TTY: stdout is exactly one JSON document; progress lines go to stderr', async () => {
     const r = await pull(['--json']);
-    const doc = JSON.parse(r.stdout) as PullDoc; // throws on anything else
+    const doc = oneImage(JSON.parse(r.stdout) as TransferDoc); // throws on anything else
     expect(r.stdout.trim().startsWith('{') && r.stdout.trim().endsWith('}')).toBe(true);
     expect(doc).toMatchObject({ digest: app.digest, source: `${reg.host}/library/app:v1` });
     expect(doc.blobs).toMatchObject({ total: 4, transferred: 4 });
@@ -71,7 +71,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       expect(kinds.at(-1)).toBe('committed');
     }
     // The summary is a JSON object on stdout only with --json.
-    expect((JSON.parse(withJson.stdout) as PullDoc).digest).toBe(app.digest);
+    expect((oneImage(JSON.parse(withJson.stdout) as TransferDoc)).digest).toBe(app.digest);
     expect(without.stdout).toContain(`pulled ${reg.host}/library/app:v1`);
     expect(() => JSON.parse(without.stdout)).toThrow();
   });
@@ -90,7 +90,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     const [quiet, quietJson] = await Promise.all([pull(['--quiet']), pull(['-q', '--json'])]);
     expect(quiet.stderr).toBe('');
     expect(quietJson.stderr).toBe('');
-    expect((JSON.parse(quietJson.stdout) as PullDoc).digest).toBe(app.digest);
+    expect((oneImage(JSON.parse(quietJson.stdout) as TransferDoc)).digest).toBe(app.digest);
   });
 
   it('--progress plain --progress-interval 0.2 on a slow pull: periodic "blobs n/m" lines, no escape codes', async () => {
@@ -131,7 +131,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       expect(r.tty).toMatch(/\x1b\[\?25h/); // and gives the cursor back
       const doc = readFileSync(json, 'utf8');
       expect(doc).not.toMatch(ESC);
-      expect((JSON.parse(doc) as PullDoc).digest).toBe(slow.digest);
+      expect((oneImage(JSON.parse(doc) as TransferDoc)).digest).toBe(slow.digest);
     } finally {
       reg.faults.splice(reg.faults.indexOf(fault), 1);
     }
@@ -204,7 +204,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     expect(r.stderr).toMatch(ESC);
     expect(r.stderr).toMatch(/\x1b\[32mverified\x1b\[39m/); // green "verified"
     expect(r.stdout).not.toMatch(ESC);
-    expect((JSON.parse(r.stdout) as PullDoc).digest).toBe(app.digest);
+    expect((oneImage(JSON.parse(r.stdout) as TransferDoc)).digest).toBe(app.digest);
   });
 
   it.each(['ferry', 'ferry inspect', 'ferry tags', 'ferry pull', 'ferry copy', 'ferry push', 'ferry tag', 'ferry delete'])('%s --help exits 0 and shows Examples:', async (cmd) => {
