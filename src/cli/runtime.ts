@@ -46,7 +46,7 @@ export async function runtimeFor(cmd: Command, io: CliIO, signal: AbortSignal): 
 
 function statusMode(g: GlobalOptions, io: CliIO): StatusMode {
   if (g.quiet) return 'none';
-  if (g.progress === 'auto') return io.stderr.isTTY && !isCI(io.env) ? 'tty' : 'plain';
+  if (g.progress === 'auto') return io.stderr.isTTY && !isCI(io.env) && io.env['TERM'] !== 'dumb' ? 'tty' : 'plain';
   return g.progress;
 }
 

@@ -69,6 +69,20 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       expect(events.find((e) => e.event === 'plan')?.blobs).toBe(4);
       expect(kinds.indexOf('plan')).toBeLessThan(kinds.indexOf('blob-done'));
       expect(kinds.at(-1)).toBe('committed');
+      // Every event is stamped (ms since the epoch) and blob events carry digest, size and bytes.
+      const t0 = Date.now() - 120_000;
+      for (const e of events as Array<Record<string, unknown>>) {
+        expect(typeof e['ts'], JSON.stringify(e)).toBe('number');
+        expect(e['ts'] as number).toBeGreaterThan(t0);
+        expect(e['ts'] as number).toBeLessThanOrEqual(Date.now());
+        if (String(e['event']).startsWith('blob-')) {
+          expect(e['digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
+          expect(typeof e['size']).toBe('number');
+          expect(e['bytes']).toBe(e['event'] === 'blob-done' ? e['size'] : 0);
+        }
+      }
+      const ts = events.map((e) => (e as unknown as { ts: number }).ts);
+      expect(ts).toEqual([...ts].sort((a, b) => a - b));
     }
     // The summary is a JSON object on stdout only with --json.
     expect((oneImage(JSON.parse(withJson.stdout) as TransferDoc)).digest).toBe(app.digest);
@@ -126,7 +140,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       expect(r.tty.length, 'runaway terminal output').toBeLessThan(1 << 20);
       expect(r.code, r.tty.slice(0, 2000)).toBe(0);
       expect(r.tty).toMatch(/\x1b\[\?25l/); // ora hides the cursor while it spins…
-      expect(r.tty).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] pull: blobs \d\/3 · /); // …and draws frames with live counts
+      expect(r.tty).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏](?:\x1b\[39m)? pull: blobs \d\/3 · /); // …and draws frames with live counts
       expect(r.tty).toMatch(/\x1b\[32mverified\x1b\[39m/); // persisted per-blob lines, in colour
       expect(r.tty).toMatch(/\x1b\[\?25h/); // and gives the cursor back
       const doc = readFileSync(json, 'utf8');
@@ -135,6 +149,56 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     } finally {
       reg.faults.splice(reg.faults.indexOf(fault), 1);
     }
+  });
+
+  it('--progress json on a slow pull: periodic progress events list each blob in flight with its bytes so far', async () => {
+    const fault = { match: { method: 'GET', path: /\/v2\/library\/slow\/blobs\// }, action: { kind: 'delay' as const, ms: 600 } };
+    reg.faults.push(fault);
+    try {
+      const r = await ferryOk(['pull', '--plain-http', '--progress', 'json', '--progress-interval', '0.2', `${reg.host}/library/slow:v1`, '-o', out()]);
+      const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string; ts: number; active?: Array<{ digest: string; bytes: number; size: number }> });
+      const progress = events.filter((e) => e.event === 'progress');
+      expect(progress.length, r.stderr).toBeGreaterThanOrEqual(1);
+      const active = progress.flatMap((e) => e.active ?? []);
+      expect(active.length, r.stderr).toBeGreaterThanOrEqual(1);
+      for (const a of active) {
+        expect(a.digest).toMatch(/^sha256:/);
+        expect(a.bytes).toBeGreaterThanOrEqual(0);
+        expect(a.bytes).toBeLessThanOrEqual(a.size);
+      }
+    } finally {
+      reg.faults.splice(reg.faults.indexOf(fault), 1);
+    }
+  });
+
+  // ora colours its frames with its own chalk, which ignores NO_COLOR; and CI=false is not CI.
+  it.each([
+    ['NO_COLOR=1', 'NO_COLOR=1 ', false],
+    ['CI=false', 'CI=false ', true],
+    ['CI=0', 'CI=0 ', true],
+  ])('on a terminal with %s: the spinner still runs, coloured only without NO_COLOR', async (_what, envPrefix, coloured) => {
+    requireBinary('script');
+    const fault = { match: { method: 'GET', path: /\/v2\/library\/slow\/blobs\// }, action: { kind: 'delay' as const, ms: 600 } };
+    reg.faults.push(fault);
+    // stdout on the terminal too: ora's own chalk looks at stdout (fd 1), not at stderr.
+    const cmd = `stty cols 100; ${envPrefix}${[process.execPath, FERRY_BIN, 'pull', '--plain-http', `${reg.host}/library/slow:v1`, '-o', out()].map(shq).join(' ')}`;
+    try {
+      const r = await runInPty(cmd);
+      expect(r.code, r.tty.slice(0, 2000)).toBe(0);
+      expect(r.tty).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏](?:\x1b\[39m)? pull: blobs \d\/3 · /); // a spinner, so not CI mode
+      if (coloured) expect(r.tty).toMatch(/\x1b\[36m[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
+      else expect(r.tty.replace(/\x1b\[(\?25[lh]|\d*[GKAB]|2K|1G)/g, ''), 'colour escapes with NO_COLOR').not.toMatch(/\x1b\[\d+m/);
+    } finally {
+      reg.faults.splice(reg.faults.indexOf(fault), 1);
+    }
+  });
+
+  it('on a terminal with CI=true: plain lines, no spinner', async () => {
+    requireBinary('script');
+    const r = await runInPty(`CI=true ${[process.execPath, FERRY_BIN, 'pull', '--plain-http', `${reg.host}/library/app:v1`, '-o', out()].map(shq).join(' ')} > /dev/null`);
+    expect(r.code, r.tty.slice(0, 2000)).toBe(0);
+    expect(r.tty).toMatch(/verified/);
+    expect(r.tty).not.toMatch(/\x1b\[\?25l/); // ora never hid the cursor
   });
 
   it('Ctrl-C on a terminal: the spinner ends with a red ✖ and the last counts, one "interrupted" line, the cursor back, exit 130, no file at the target', async () => {

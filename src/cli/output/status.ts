@@ -4,6 +4,9 @@ import type { CopyEvent } from '../../copy/events.js';
 import { formatPlatform } from '../../oci/platform.js';
 import { formatBytes, formatDuration, shortDigest } from '../../util/format.js';
 
+/** ora's default spinner (cli-spinners "dots"). */
+const DOTS = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
 export type StatusMode = 'tty' | 'plain' | 'json' | 'none';
 
 export interface StatusOptions {
@@ -124,8 +127,14 @@ export class StatusReporter {
   private async startSpinner(): Promise<void> {
     const { default: ora } = await import('ora');
     if (this.stopped) return;
-    // ora colours its frames with its own chalk (which ignores NO_COLOR): colour follows ours.
-    this.spinner = ora({ text: this.summary(), stream: withKnownWidth(this.o.stream), discardStdin: false, color: this.o.colors.level > 0 ? 'cyan' : false }).start();
+    // ora colours its frames with its own chalk, which ignores NO_COLOR and sees no colour under
+    // any CI: the frames come coloured by ours. And ora turns itself off when CI is set at all
+    // (is-interactive), CI=false too: whether this is a terminal was decided already (runtime.ts).
+    const frames = DOTS.map((f) => this.o.colors.cyan(f));
+    this.spinner = ora({
+      text: this.summary(), stream: withKnownWidth(this.o.stream), discardStdin: false,
+      spinner: { interval: 80, frames }, color: false, isEnabled: (this.o.stream as { isTTY?: boolean }).isTTY === true,
+    }).start();
   }
 
   private stopped = false;
