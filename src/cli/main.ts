@@ -94,7 +94,8 @@ function report(e: unknown, io: CliIO, debug: boolean, command?: CommandName | n
 /** Entry point used by bin/ferry. */
 export async function main(argv: string[]): Promise<void> {
   const code = await run(argv, processIO(), true);
-  process.exitCode = code;
+  // A pipe that failed between the end of run() and here counts too (later ones: watchOutput).
+  process.exitCode = closedStatus(process.stdout, process.stderr) ?? code;
   if (argv.includes('--debug')) {
     // At exit, not here: work still finishing after main() (V8 compiling in the background,
     // streams closing) counts too.

@@ -77,7 +77,7 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     const sizes = blobSizes(src.path, m.layerDigests);
     const configSize = readBlob(src.path, m.configDigest).length;
     expect(doc).toMatchObject({
-      reference: `${app}:v2`, digest: single.digest, mediaType: OCI_MANIFEST, size: m.size,
+      source: `${app}:v2`, digest: single.digest, mediaType: OCI_MANIFEST, size: m.size, manifests: 1,
       platform: 'linux/amd64', created: '2024-01-01T00:00:00Z',
       config: { digest: m.configDigest, size: configSize, mediaType: 'application/vnd.oci.image.config.v1+json' },
       entrypoint: ['/bin/sh', '-c'], cmd: ['echo hello from ferry tests'],
