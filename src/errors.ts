@@ -11,7 +11,9 @@ export type ErrorCode =
   | 'E_BAD_ARCHIVE' // local archive / layout that is malformed
   | 'E_UNAUTHORIZED' // credentials missing or rejected (401)
   | 'E_DENIED' // authenticated but not allowed (403, insufficient scope)
-  | 'E_NOT_FOUND' // repository, tag, manifest or blob unknown
+  | 'E_NOT_FOUND' // the registry has no such repository, tag, manifest or blob (or platform in an index)
+  | 'E_LOCAL_NOT_FOUND' // a local layout or archive does not hold the image named (tag, @N)
+  | 'E_NO_SUCH_FILE' // a local path does not exist (input file, layout directory, output directory)
   | 'E_RATE_LIMITED' // 429 after retries
   | 'E_NETWORK' // connection refused/reset/timeouts, DNS
   | 'E_TLS' // certificate problems, http-vs-https mismatch
@@ -24,7 +26,12 @@ export type ErrorCode =
   | 'E_INTERRUPTED' // SIGINT/SIGTERM or aborted
   | 'E_INTERNAL'; // a bug in ferry
 
-/** Exit statuses, one per class. Documented in README ("Exit status"). */
+/**
+ * Exit statuses, one per class. Documented in README ("Output and exit status") and `ferry
+ * --help`. 4 (notFound) is only ever the registry's answer; local files never give 4: a path
+ * that does not exist or cannot be read/written is 8, a local layout or archive that is malformed
+ * or does not hold the image named is 2.
+ */
 export const EXIT = {
   ok: 0,
   other: 1,
@@ -47,6 +54,8 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   E_UNAUTHORIZED: EXIT.auth,
   E_DENIED: EXIT.auth,
   E_NOT_FOUND: EXIT.notFound,
+  E_LOCAL_NOT_FOUND: EXIT.usage,
+  E_NO_SUCH_FILE: EXIT.localIo,
   E_RATE_LIMITED: EXIT.network,
   E_NETWORK: EXIT.network,
   E_TLS: EXIT.network,

@@ -86,7 +86,7 @@ async function spool(name: string, shown: string, signal?: AbortSignal): Promise
     if (code === 'ENOSPC' || code === 'EDQUOT') {
       throw new FerryError('E_NO_SPACE', `no space left in ${tmpdir()} to copy ${shown}`, { cause: e, hint: 'an archive read from a pipe is copied under TMPDIR; point it at a directory with more room' });
     }
-    throw ioError(e, shown, { missing: 'E_IO' });
+    throw ioError(e, shown);
   }
   return { file, dir, bytes };
 }

@@ -164,10 +164,10 @@ export class TarIndex {
     return { name: e.name, offset: e.offset, size: e.size };
   }
 
-  /** Like get(), but a missing file is an E_NOT_FOUND naming the archive. */
+  /** Like get(), but a missing file is an E_BAD_ARCHIVE naming the archive. */
   require(name: string): TarFile {
     const f = this.get(name);
-    if (!f) throw new FerryError('E_NOT_FOUND', `${this.archive}: no file ${JSON.stringify(normalizeTarName(name))} in the archive`);
+    if (!f) throw new FerryError('E_BAD_ARCHIVE', `${this.archive}: no file ${JSON.stringify(normalizeTarName(name))} in the archive`);
     return f;
   }
 
@@ -239,7 +239,7 @@ export class TarIndex {
   }
 
   private fsError(e: unknown): unknown {
-    return ioError(e, this.archive, { missing: 'E_IO' });
+    return ioError(e, this.archive);
   }
 
   private async readAt(position: number, length: number, what: string): Promise<Buffer> {
@@ -297,7 +297,7 @@ function isOutside(p: string): boolean {
 
 async function readHead(file: string, n: number, path: string): Promise<Buffer> {
   const fh = await openFile(file, 'r').catch((e: unknown) => {
-    throw ioError(e, path, { missing: 'E_IO' });
+    throw ioError(e, path);
   });
   try {
     if ((await fh.stat()).isDirectory()) throw new FerryError('E_BAD_ARCHIVE', `${path} is a directory, not an archive`, { hint: 'an OCI layout directory is read with oci:PATH' });

@@ -53,7 +53,7 @@ export async function scanTar(src: ScanSource, signal?: AbortSignal): Promise<Ma
   const entries = new Map<string, TarEntry>();
   const bad = (offset: number, what: string) => badArchive(src, offset, what);
   const fh = await openFile(src.file, 'r').catch((e) => {
-    throw ioError(e, src.archive, { missing: 'E_IO' });
+    throw ioError(e, src.archive);
   });
   try {
     const fileSize = (await fh.stat()).size;

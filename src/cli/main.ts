@@ -2,13 +2,17 @@ import { setMaxListeners } from 'node:events';
 import { CommanderError } from 'commander';
 import { EXIT, FerryError, isAbortError, isFerryError } from '../errors.js';
 import { redactText } from '../util/redact.js';
+import { closedStatus, watchOutput } from './closed-output.js';
 import { type CliIO, processIO } from './io.js';
+import { type CommandName, errorJson } from './output/json.js';
 import { buildProgram } from './program.js';
 
 /**
  * Runs the CLI and returns the exit status. Errors become one `ferry: …` line (plus a hint);
  * stack traces only with --debug. SIGINT/SIGTERM abort the running operation, which removes its
- * temporary output, and exit 130/143; a second signal exits at once.
+ * temporary output, and exit 130/143; a second signal exits at once. With --json a failure also
+ * prints `{"error": {code, message, hint, exitCode}}` on stdout. A closed stdout/stderr ends the
+ * run quietly with 141 (closed-output.ts).
  */
 export async function run(argv: string[], io: CliIO = processIO(), installSignals = false): Promise<number> {
   const ac = new AbortController();
@@ -24,20 +28,33 @@ export async function run(argv: string[], io: CliIO = processIO(), installSignal
     process.on('SIGTERM', onSignal);
   }
   const debug = argv.includes('--debug');
+  const json = argv.includes('--json');
+  const unwatch = watchOutput([io.stdout, io.stderr], ac, () => new FerryError('E_IO', 'output closed'),
+    installSignals ? (status) => { process.exitCode = status; } : undefined);
+  const program = buildProgram(io, ac.signal);
+  const command = commandOf(program, argv);
   try {
-    await buildProgram(io, ac.signal).parseAsync(argv);
-    return EXIT.ok;
+    await program.parseAsync(argv);
+    return closedStatus(io.stdout, io.stderr) ?? EXIT.ok;
   } catch (e) {
+    const closed = closedStatus(io.stdout, io.stderr);
+    if (closed !== undefined) return closed; // nowhere to say anything
     if (signalled || (isAbortError(e) && ac.signal.aborted)) {
-      io.stderr.write(`ferry: interrupted by ${signalled ?? 'signal'}; partial output removed\n`);
-      return signalled === 'SIGTERM' ? 143 : EXIT.interrupted;
+      const status = signalled === 'SIGTERM' ? 143 : EXIT.interrupted;
+      const msg = `interrupted by ${signalled ?? 'signal'}; partial output removed`;
+      io.stderr.write(`ferry: ${msg}\n`);
+      if (json) writeJson(io, errorJson(command, new FerryError('E_INTERRUPTED', msg), status));
+      return status;
     }
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
-      return EXIT.usage; // commander already printed `ferry: <message>`
+      // commander already printed `ferry: <message>` on stderr
+      if (json) writeJson(io, errorJson(command, new FerryError('E_USAGE', e.message.replace(/^error: /, ''))));
+      return EXIT.usage;
     }
-    return report(e, io, debug);
+    return report(e, io, debug, json ? command : undefined);
   } finally {
+    unwatch();
     if (installSignals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -45,8 +62,24 @@ export async function run(argv: string[], io: CliIO = processIO(), installSignal
   }
 }
 
-function report(e: unknown, io: CliIO, debug: boolean): number {
+/** The command argv names (its canonical name, for an alias), if any: the first word that is one. */
+function commandOf(program: ReturnType<typeof buildProgram>, argv: string[]): CommandName | null {
+  for (const a of argv.slice(2)) {
+    if (a === '--') break;
+    const c = program.commands.find((x) => x.name() === a || x.aliases().includes(a));
+    if (c) return c.name() as CommandName;
+  }
+  return null;
+}
+
+function writeJson(io: CliIO, v: unknown): void {
+  io.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+}
+
+/** The one-line message (and hint) on stderr; with --json (`command` given) the error document. */
+function report(e: unknown, io: CliIO, debug: boolean, command?: CommandName | null): number {
   const err = isFerryError(e) ? e : new FerryError('E_INTERNAL', `unexpected error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  if (command !== undefined) writeJson(io, errorJson(command, err));
   io.stderr.write(`ferry: ${redactText(err.message)}\n`);
   if (err.hint) io.stderr.write(`  hint: ${err.hint}\n`);
   if (err.code === 'E_INTERNAL' && !debug) io.stderr.write('  (this is a bug in ferry; rerun with --debug for a stack trace)\n');
@@ -61,7 +94,8 @@ function report(e: unknown, io: CliIO, debug: boolean): number {
 /** Entry point used by bin/ferry. */
 export async function main(argv: string[]): Promise<void> {
   const code = await run(argv, processIO(), true);
-  process.exitCode = code;
+  // A pipe that failed between the end of run() and here counts too (later ones: watchOutput).
+  process.exitCode = closedStatus(process.stdout, process.stderr) ?? code;
   if (argv.includes('--debug')) {
     // At exit, not here: work still finishing after main() (V8 compiling in the background,
     // streams closing) counts too.

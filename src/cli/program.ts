@@ -53,8 +53,13 @@ config (DOCKER_CONFIG or ~/.docker/config.json: auths, credHelpers, credsStore),
 auth.json, else anonymous.
 
 Exit status: 0 ok, 1 other, 2 usage or bad input, 3 authentication/permission,
-4 not found, 5 network/registry, 6 verification failed, 7 unsupported, 8 local I/O or
-disk space, 130 interrupted.`);
+4 not found in the registry, 5 network/registry, 6 verification failed, 7 unsupported,
+8 local I/O or disk space, 130 interrupted, 141 stdout/stderr closed (e.g. | head).
+4 is only ever the registry's answer (no such repository, tag, manifest, blob or platform);
+a local path that does not exist or cannot be read or written is 8, and a local layout or
+archive that is malformed or does not hold the image named is 2.
+With --json a failure prints {"error": {"code": "E_…", "message", "hint", "exitCode"}} on
+stdout; the document format is in docs/json.md.`);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(program.configureOutput());
     c.showSuggestionAfterError(true);

@@ -46,6 +46,12 @@ export async function runtimeFor(cmd: Command, io: CliIO, signal: AbortSignal): 
 
 function statusMode(g: GlobalOptions, io: CliIO): StatusMode {
   if (g.quiet) return 'none';
-  if (g.progress === 'auto') return io.stderr.isTTY && !io.env['CI'] ? 'tty' : 'plain';
+  if (g.progress === 'auto') return io.stderr.isTTY && !isCI(io.env) && io.env['TERM'] !== 'dumb' ? 'tty' : 'plain';
   return g.progress;
+}
+
+/** CI=true, CI=1 or any other non-empty value means CI; unset, empty, `false` and `0` do not. */
+export function isCI(env: NodeJS.ProcessEnv): boolean {
+  const v = env['CI']?.trim().toLowerCase();
+  return !!v && v !== 'false' && v !== '0';
 }

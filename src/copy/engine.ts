@@ -105,7 +105,7 @@ export async function planTransfer(sources: CopySource[], dst: ImageDestination,
     let top = await load(src, sourceRoot, signal);
     let platform: Platform | undefined;
     if (top.manifest.kind === 'index' && plan.platforms !== 'all') {
-      const child = pickPlatform(src.description, top.manifest, plan.platforms[0]);
+      const child = pickPlatform(src.description, top.manifest, plan.platforms[0], !src.origin);
       platform = child.platform;
       top = await load(src, child, signal);
     } else if (top.manifest.kind === 'index' && dst.capabilities.platforms === 'one') {
@@ -113,7 +113,7 @@ export async function planTransfer(sources: CopySource[], dst: ImageDestination,
         hint: 'pick one platform with --platform, or write an oci-archive (or oci) to keep them all',
       });
     } else if (top.manifest.kind === 'image' && plan.platforms !== 'all' && plan.requirePlatform) {
-      const p = checkImagePlatform(src.description, await readConfig(src, top.manifest.config, signal), plan.platforms);
+      const p = checkImagePlatform(src.description, await readConfig(src, top.manifest.config, signal), plan.platforms, !src.origin);
       if (p) platform = p;
     }
     emit({ type: 'resolved', descriptor: top.descriptor, kind: top.manifest.kind, ...(platform ? { platform } : {}) });

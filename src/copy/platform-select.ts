@@ -10,15 +10,20 @@ import type { ImageSource } from '../transports/types.js';
 /** Image configs are small JSON documents; anything larger is refused before it is read. */
 export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
+/** Exit 4 is the registry's answer only: a local layout or archive without the platform asked
+ * for is bad input (E_LOCAL_NOT_FOUND, exit 2). A source is local when it has no registry origin. */
+const missing = (local: boolean) => (local ? 'E_LOCAL_NOT_FOUND' : 'E_NOT_FOUND');
+
 /**
- * The index entry for `wanted`, or E_NOT_FOUND (exit 4) naming the platforms there are. The one
- * place pull, copy and inspect pick a platform from an index.
+ * The index entry for `wanted`, or E_NOT_FOUND (exit 4; E_LOCAL_NOT_FOUND for a local source)
+ * naming the platforms there are. The one place pull, copy and inspect pick a platform from an
+ * index.
  */
-export function pickPlatform(what: string, index: ImageIndex, wanted: Platform): Descriptor {
+export function pickPlatform(what: string, index: ImageIndex, wanted: Platform, local = false): Descriptor {
   const child = choosePlatform(index.manifests.filter((m) => isManifestType(m.mediaType)), wanted);
   if (child) return child;
   const have = [...new Set(index.manifests.map((m) => formatPlatform(m.platform)).filter((p) => p !== 'unknown/unknown' && p !== 'unknown'))];
-  throw new FerryError('E_NOT_FOUND', `${what}: no image for platform ${formatPlatform(wanted)}`, {
+  throw new FerryError(missing(local), `${what}: no image for platform ${formatPlatform(wanted)}`, {
     hint: `available: ${have.join(', ') || 'none'}; choose one with --platform, or keep them all with --all-platforms`,
   });
 }
@@ -44,10 +49,10 @@ export function configPlatform(config: Uint8Array): Platform | undefined {
  * for an index without that platform, instead of silently giving amd64. A config that names no
  * platform passes.
  */
-export function checkImagePlatform(what: string, config: Uint8Array, wanted: Platform[]): Platform | undefined {
+export function checkImagePlatform(what: string, config: Uint8Array, wanted: Platform[], local = false): Platform | undefined {
   const p = configPlatform(config);
   if (!p || wanted.length === 0 || wanted.some((w) => platformMatches(p, w))) return p;
-  throw new FerryError('E_NOT_FOUND', `${what}: no image for platform ${wanted.map(formatPlatform).join(', ')}: the image is ${formatPlatform(p)} (a single-platform image, not an index)`, {
+  throw new FerryError(missing(local), `${what}: no image for platform ${wanted.map(formatPlatform).join(', ')}: the image is ${formatPlatform(p)} (a single-platform image, not an index)`, {
     hint: `drop --platform, or ask for --platform ${formatPlatform(p)}`,
   });
 }

@@ -29,12 +29,12 @@ export class PlatformSubsetSource implements ImageSource {
     const m = parseManifest(bytes, root.mediaType, `manifest of ${this.inner.description}`);
     if (m.kind !== 'index') {
       // A single image has no platforms to choose from, but it must be one of those asked for.
-      checkImagePlatform(this.inner.description, await readConfig(this.inner, m.config, signal), this.wanted);
+      checkImagePlatform(this.inner.description, await readConfig(this.inner, m.config, signal), this.wanted, !this.inner.origin);
       return root;
     }
     const picked: Descriptor[] = [];
     for (const w of this.wanted) {
-      const hit = pickPlatform(this.inner.description, m, w);
+      const hit = pickPlatform(this.inner.description, m, w, !this.inner.origin);
       if (!picked.includes(hit)) picked.push(hit);
     }
     const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests: unknown[] };

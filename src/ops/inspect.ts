@@ -47,7 +47,7 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
       let m = parseManifest(bytes, root.mediaType, `manifest of ${src.description}`);
       let index: InspectResult['index'];
       if (m.kind === 'index' && (opts.platform || opts.wantConfig)) {
-        const child = pickPlatform(src.description, m, opts.platform ?? hostPlatform());
+        const child = pickPlatform(src.description, m, opts.platform ?? hostPlatform(), !src.origin);
         index = { digest: root.digest, mediaType: m.mediaType, size: root.size };
         desc = child;
         bytes = await src.fetchManifest(child, ctx.signal);
@@ -63,7 +63,7 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
       result.layers = m.layers.map(pick);
       result.totalSize = m.config.size + m.layers.reduce((a, l) => a + l.size, 0);
       const raw = await readConfig(src, m.config, ctx.signal);
-      if (opts.platform) checkImagePlatform(src.description, raw, [opts.platform]);
+      if (opts.platform) checkImagePlatform(src.description, raw, [opts.platform], !src.origin);
       result.rawConfig = raw;
       describeConfig(result, parseImageConfig(raw));
       return result;

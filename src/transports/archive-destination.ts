@@ -127,7 +127,7 @@ export class ImageArchiveDestination implements ImageDestination {
         signal?.throwIfAborted();
       }
     } catch (e) {
-      throw isAbortError(e) ? e : ioError(e, this.target, { missing: 'E_IO' });
+      throw isAbortError(e) ? e : ioError(e, this.target);
     }
   }
 
@@ -154,7 +154,7 @@ export class ImageArchiveDestination implements ImageDestination {
     const signal = opts.signal ? AbortSignal.any([opts.signal, this.closing.signal]) : this.closing.signal;
     const run = writeVerifiedRegion(fh, slot.dataOffset, { digest: d.digest, size: d.size }, (offset, s) => src.open(offset, s), {
       path: this.tmp, signal, what: `blob ${d.digest}`, isRetryable: isRetryableNetworkError,
-      writeError: (e) => ioError(e, this.target, { missing: 'E_IO' }),
+      writeError: (e) => ioError(e, this.target),
       ...(this.writeBehind ? { writeBehind: this.writeBehind } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.onReceived ? { onReceived: opts.onReceived } : {}),
@@ -203,7 +203,7 @@ export class ImageArchiveDestination implements ImageDestination {
       if (this.opts.noClobber) await linkNoClobber(this.tmp, this.target, this.path);
       else await rename(this.tmp, this.target);
     } catch (e) {
-      throw ioError(e, this.target, { missing: 'E_IO' });
+      throw ioError(e, this.target);
     }
     liveTemps.delete(this.tmp);
     this.state = 'committed';

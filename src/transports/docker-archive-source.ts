@@ -106,7 +106,7 @@ export class DockerArchiveSource implements ImageSource {
     if (d.size > MAX_MANIFEST) throw new FerryError('E_SIZE_MISMATCH', `manifest ${d.digest} is over the ${MAX_MANIFEST}-byte limit`);
     const tar = await this.storage.tar();
     const name = l.blobs.get(d.digest) ?? blobRelPath(d);
-    if (!tar.get(name)) throw new FerryError('E_NOT_FOUND', `${this.description}: manifest ${d.digest} is not in the archive`);
+    if (!tar.get(name)) throw new FerryError('E_BAD_ARCHIVE', `${this.description}: manifest ${d.digest} is not in the archive`);
     const bytes = await tar.read(name, MAX_MANIFEST);
     verifyBytes(bytes, d, `manifest ${d.digest} in ${this.description}`);
     return bytes;
@@ -116,7 +116,7 @@ export class DockerArchiveSource implements ImageSource {
     const l = await this.load();
     const tar = await this.storage.tar();
     const name = l.blobs.get(d.digest) ?? blobRelPath(d);
-    if (!tar.get(name)) throw new FerryError('E_NOT_FOUND', `${this.description}: blob ${d.digest} is not in the archive`);
+    if (!tar.get(name)) throw new FerryError('E_BAD_ARCHIVE', `${this.description}: blob ${d.digest} is not in the archive`);
     return tar.stream(name, opts.offset ?? 0, opts.signal ? { signal: opts.signal } : {});
   }
 
@@ -195,12 +195,12 @@ export class DockerArchiveSource implements ImageSource {
           return false; // a RepoTags entry that is not a reference never matches
         }
       }));
-      if (n < 0) throw new FerryError('E_NOT_FOUND', `${where}: no image tagged ${ref.familiar()}`, { hint: `available: ${available()}` });
+      if (n < 0) throw new FerryError('E_LOCAL_NOT_FOUND', `${where}: no image tagged ${ref.familiar()}`, { hint: `available: ${available()}` });
       return { item: items[n]!, n };
     }
     if (index !== undefined) {
       if (!Number.isSafeInteger(index) || index < 0 || index >= items.length) {
-        throw new FerryError('E_NOT_FOUND', `${where}: no image @${index} (the archive holds ${items.length}, @0…@${items.length - 1})`, { hint: `available: ${available()}` });
+        throw new FerryError('E_LOCAL_NOT_FOUND', `${where}: no image @${index} (the archive holds ${items.length}, @0…@${items.length - 1})`, { hint: `available: ${available()}` });
       }
       return { item: items[index]!, n: index };
     }

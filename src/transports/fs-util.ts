@@ -69,7 +69,7 @@ export async function ensureFreeSpace(dir: string, need: number, target: string,
     st = await probe(dir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FerryError('E_IO', `directory ${dir} does not exist`, { cause: e, hint: `create it first, or choose another path for ${target}` });
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FerryError('E_NO_SUCH_FILE', `directory ${dir} does not exist`, { cause: e, hint: `create it first, or choose another path for ${target}` });
     if (code === 'ENOSYS' || code === 'EOPNOTSUPP') return; // cannot tell; writes still map ENOSPC
     throw ioError(e, dir);
   }

@@ -36,7 +36,7 @@ export class TarLayoutStorage implements LayoutStorage {
 
   async openFile(rel: string, offset: number, signal?: AbortSignal): Promise<Readable> {
     const t = await this.tar();
-    if (!t.get(rel)) throw new FerryError('E_NOT_FOUND', `no ${rel} in ${this.archive}`);
+    if (!t.get(rel)) throw new FerryError('E_BAD_ARCHIVE', `no ${rel} in ${this.archive}`);
     return t.stream(rel, offset, signal ? { signal } : {});
   }
 

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -63,7 +63,7 @@ export function selectFromIndex(idx: IndexJson, tag: string | undefined, where: 
     });
   }
   const hit = idx.manifests.find((m) => m.annotations?.[ANNOTATION_REF_NAME] === tag) ?? (isDigest(tag) ? idx.manifests.find((m) => m.digest === tag) : undefined);
-  if (!hit) throw new FerryError('E_NOT_FOUND', `${where}: no image tagged "${tag}"`, { hint: names.length ? `available: ${names.join(', ')}` : 'the layout is empty' });
+  if (!hit) throw new FerryError('E_LOCAL_NOT_FOUND', `${where}: no image tagged "${tag}"`, { hint: names.length ? `available: ${names.join(', ')}` : 'the layout is empty' });
   return hit;
 }
 
@@ -75,7 +75,7 @@ export function selectFromIndex(idx: IndexJson, tag: string | undefined, where: 
 export interface LayoutStorage {
   /** A whole small file, or undefined when it does not exist; over `max` bytes → E_SIZE_MISMATCH. */
   readFile(rel: string, max: number, what: string): Promise<Uint8Array | undefined>;
-  /** The file's bytes from `offset` on, once opened; a missing file → E_NOT_FOUND naming it. */
+  /** The file's bytes from `offset` on, once opened; a missing file → E_NO_SUCH_FILE naming it. */
   openFile(rel: string, offset: number, signal?: AbortSignal): Promise<Readable>;
   /** How messages name `rel`, e.g. `/data/x/index.json` or `index.json in x.tar`. */
   locate(rel: string): string;
@@ -92,7 +92,7 @@ export class DirectoryStorage implements LayoutStorage {
     try {
       s = await this.openFile(rel, 0);
     } catch (e) {
-      if ((e as { code?: string }).code === 'E_NOT_FOUND') return undefined;
+      if ((e as { code?: string }).code === 'E_NO_SUCH_FILE') return undefined;
       throw e;
     }
     return readBounded(s, max, what).catch((e) => { throw ioError(e, path); });
@@ -183,7 +183,7 @@ export class OciLayoutSource extends LayoutSource {
     super(new DirectoryStorage(dir), tag, {
       description: `oci:${dir}${tag ? `:${tag}` : ''}`,
       where: `oci:${dir}`,
-      noIndex: () => new FerryError('E_NOT_FOUND', `${dir} is not an OCI layout (no index.json)`),
+      noIndex: () => existsSync(dir) ? new FerryError('E_BAD_ARCHIVE', `${dir} is not an OCI layout (no index.json)`) : new FerryError('E_NO_SUCH_FILE', `no such file or directory: ${dir}`),
     });
   }
 }

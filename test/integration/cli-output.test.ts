@@ -12,7 +12,7 @@ import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js
 import { seedImage, startMemRegistry, type MemRegistry, type SeedResult } from '../helpers/mem-registry.js';
 import { runInPty, shq } from '../helpers/pty.js';
 import { FERRY_BIN, runCli, type RunCliOptions } from '../helpers/run-cli.js';
-import { expectFailure, ferryOk, type PullDoc } from './support.js';
+import { expectFailure, ferryOk, oneImage, type TransferDoc } from './support.js';
 
 const ESC = /\x1b\[/;
 const KiB = 1024;
@@ -44,7 +44,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
 
   it('--json on a non-TTY: stdout is exactly one JSON document; progress lines go to stderr', async () => {
     const r = await pull(['--json']);
-    const doc = JSON.parse(r.stdout) as PullDoc; // throws on anything else
+    const doc = oneImage(JSON.parse(r.stdout) as TransferDoc); // throws on anything else
     expect(r.stdout.trim().startsWith('{') && r.stdout.trim().endsWith('}')).toBe(true);
     expect(doc).toMatchObject({ digest: app.digest, source: `${reg.host}/library/app:v1` });
     expect(doc.blobs).toMatchObject({ total: 4, transferred: 4 });
@@ -69,9 +69,23 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       expect(events.find((e) => e.event === 'plan')?.blobs).toBe(4);
       expect(kinds.indexOf('plan')).toBeLessThan(kinds.indexOf('blob-done'));
       expect(kinds.at(-1)).toBe('committed');
+      // Every event is stamped (ms since the epoch) and blob events carry digest, size and bytes.
+      const t0 = Date.now() - 120_000;
+      for (const e of events as Array<Record<string, unknown>>) {
+        expect(typeof e['ts'], JSON.stringify(e)).toBe('number');
+        expect(e['ts'] as number).toBeGreaterThan(t0);
+        expect(e['ts'] as number).toBeLessThanOrEqual(Date.now());
+        if (String(e['event']).startsWith('blob-')) {
+          expect(e['digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
+          expect(typeof e['size']).toBe('number');
+          expect(e['bytes']).toBe(e['event'] === 'blob-done' ? e['size'] : 0);
+        }
+      }
+      const ts = events.map((e) => (e as unknown as { ts: number }).ts);
+      expect(ts).toEqual([...ts].sort((a, b) => a - b));
     }
     // The summary is a JSON object on stdout only with --json.
-    expect((JSON.parse(withJson.stdout) as PullDoc).digest).toBe(app.digest);
+    expect((oneImage(JSON.parse(withJson.stdout) as TransferDoc)).digest).toBe(app.digest);
     expect(without.stdout).toContain(`pulled ${reg.host}/library/app:v1`);
     expect(() => JSON.parse(without.stdout)).toThrow();
   });
@@ -90,7 +104,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     const [quiet, quietJson] = await Promise.all([pull(['--quiet']), pull(['-q', '--json'])]);
     expect(quiet.stderr).toBe('');
     expect(quietJson.stderr).toBe('');
-    expect((JSON.parse(quietJson.stdout) as PullDoc).digest).toBe(app.digest);
+    expect((oneImage(JSON.parse(quietJson.stdout) as TransferDoc)).digest).toBe(app.digest);
   });
 
   it('--progress plain --progress-interval 0.2 on a slow pull: periodic "blobs n/m" lines, no escape codes', async () => {
@@ -126,15 +140,65 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
       expect(r.tty.length, 'runaway terminal output').toBeLessThan(1 << 20);
       expect(r.code, r.tty.slice(0, 2000)).toBe(0);
       expect(r.tty).toMatch(/\x1b\[\?25l/); // ora hides the cursor while it spins…
-      expect(r.tty).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] pull: blobs \d\/3 · /); // …and draws frames with live counts
+      expect(r.tty).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏](?:\x1b\[39m)? pull: blobs \d\/3 · /); // …and draws frames with live counts
       expect(r.tty).toMatch(/\x1b\[32mverified\x1b\[39m/); // persisted per-blob lines, in colour
       expect(r.tty).toMatch(/\x1b\[\?25h/); // and gives the cursor back
       const doc = readFileSync(json, 'utf8');
       expect(doc).not.toMatch(ESC);
-      expect((JSON.parse(doc) as PullDoc).digest).toBe(slow.digest);
+      expect((oneImage(JSON.parse(doc) as TransferDoc)).digest).toBe(slow.digest);
     } finally {
       reg.faults.splice(reg.faults.indexOf(fault), 1);
     }
+  });
+
+  it('--progress json on a slow pull: periodic progress events list each blob in flight with its bytes so far', async () => {
+    const fault = { match: { method: 'GET', path: /\/v2\/library\/slow\/blobs\// }, action: { kind: 'delay' as const, ms: 600 } };
+    reg.faults.push(fault);
+    try {
+      const r = await ferryOk(['pull', '--plain-http', '--progress', 'json', '--progress-interval', '0.2', `${reg.host}/library/slow:v1`, '-o', out()]);
+      const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string; ts: number; active?: Array<{ digest: string; bytes: number; size: number }> });
+      const progress = events.filter((e) => e.event === 'progress');
+      expect(progress.length, r.stderr).toBeGreaterThanOrEqual(1);
+      const active = progress.flatMap((e) => e.active ?? []);
+      expect(active.length, r.stderr).toBeGreaterThanOrEqual(1);
+      for (const a of active) {
+        expect(a.digest).toMatch(/^sha256:/);
+        expect(a.bytes).toBeGreaterThanOrEqual(0);
+        expect(a.bytes).toBeLessThanOrEqual(a.size);
+      }
+    } finally {
+      reg.faults.splice(reg.faults.indexOf(fault), 1);
+    }
+  });
+
+  // ora colours its frames with its own chalk, which ignores NO_COLOR; and CI=false is not CI.
+  it.each([
+    ['NO_COLOR=1', 'NO_COLOR=1 ', false],
+    ['CI=false', 'CI=false ', true],
+    ['CI=0', 'CI=0 ', true],
+  ])('on a terminal with %s: the spinner still runs, coloured only without NO_COLOR', async (_what, envPrefix, coloured) => {
+    requireBinary('script');
+    const fault = { match: { method: 'GET', path: /\/v2\/library\/slow\/blobs\// }, action: { kind: 'delay' as const, ms: 600 } };
+    reg.faults.push(fault);
+    // stdout on the terminal too: ora's own chalk looks at stdout (fd 1), not at stderr.
+    const cmd = `stty cols 100; ${envPrefix}${[process.execPath, FERRY_BIN, 'pull', '--plain-http', `${reg.host}/library/slow:v1`, '-o', out()].map(shq).join(' ')}`;
+    try {
+      const r = await runInPty(cmd);
+      expect(r.code, r.tty.slice(0, 2000)).toBe(0);
+      expect(r.tty).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏](?:\x1b\[39m)? pull: blobs \d\/3 · /); // a spinner, so not CI mode
+      if (coloured) expect(r.tty).toMatch(/\x1b\[36m[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
+      else expect(r.tty.replace(/\x1b\[(\?25[lh]|\d*[GKAB]|2K|1G)/g, ''), 'colour escapes with NO_COLOR').not.toMatch(/\x1b\[\d+m/);
+    } finally {
+      reg.faults.splice(reg.faults.indexOf(fault), 1);
+    }
+  });
+
+  it('on a terminal with CI=true: plain lines, no spinner', async () => {
+    requireBinary('script');
+    const r = await runInPty(`CI=true ${[process.execPath, FERRY_BIN, 'pull', '--plain-http', `${reg.host}/library/app:v1`, '-o', out()].map(shq).join(' ')} > /dev/null`);
+    expect(r.code, r.tty.slice(0, 2000)).toBe(0);
+    expect(r.tty).toMatch(/verified/);
+    expect(r.tty).not.toMatch(/\x1b\[\?25l/); // ora never hid the cursor
   });
 
   it('Ctrl-C on a terminal: the spinner ends with a red ✖ and the last counts, one "interrupted" line, the cursor back, exit 130, no file at the target', async () => {
@@ -204,7 +268,7 @@ describe('ferry CLI output: stdout, stderr, progress modes, colour, help', () =>
     expect(r.stderr).toMatch(ESC);
     expect(r.stderr).toMatch(/\x1b\[32mverified\x1b\[39m/); // green "verified"
     expect(r.stdout).not.toMatch(ESC);
-    expect((JSON.parse(r.stdout) as PullDoc).digest).toBe(app.digest);
+    expect((oneImage(JSON.parse(r.stdout) as TransferDoc)).digest).toBe(app.digest);
   });
 
   it.each(['ferry', 'ferry inspect', 'ferry tags', 'ferry pull', 'ferry copy', 'ferry push', 'ferry tag', 'ferry delete'])('%s --help exits 0 and shows Examples:', async (cmd) => {

@@ -10,8 +10,8 @@ import { makeOciLayout, OCI_MANIFEST, type OciLayoutResult } from '../helpers/im
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { inspectDigest, pushWithSkopeo } from '../helpers/skopeo.js';
-import { accessLines, blobWrites, logMark, logSince, uploadRequests, type CopyDoc } from './push-support.js';
-import { expectBlobs, expectFailure, ferryJson, ferryOk, layoutEntry, type PullDoc } from './support.js';
+import { accessLines, blobWrites, logMark, logSince, uploadRequests } from './push-support.js';
+import { expectBlobs, expectFailure, ferryImage, ferryJson, ferryOk, layoutEntry, oneImage, type TransferDoc } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo') && requireBinary('openssl');
 
@@ -47,7 +47,7 @@ describe.skipIf(!has)('push, copy, tag and delete with token auth', () => {
   it('alice pushes to private/app; alice and bob can pull it', async () => {
     const m = image.manifests[0]!;
     const before = reg.tokenServer!.requests.length;
-    const doc = await ferryJson<CopyDoc>(['push', '-q', ...alice, `oci:${src.path}:v1`, `${reg.host}/private/app:v1`]);
+    const doc = await ferryImage(['push', '-q', ...alice, `oci:${src.path}:v1`, `${reg.host}/private/app:v1`]);
     expect(doc).toMatchObject({ digest: image.digest, mediaType: OCI_MANIFEST, changes: [] });
     expect(doc.blobs).toMatchObject({ total: 3, transferred: 3 });
     const asked = reg.tokenServer!.requests.slice(before);
@@ -55,8 +55,8 @@ describe.skipIf(!has)('push, copy, tag and delete with token auth', () => {
 
     const [a, b] = [out(), out()];
     const [pa, pb] = await Promise.all([
-      ferryJson<PullDoc>(['pull', '-q', ...alice, `${reg.host}/private/app:v1`, `oci:${a}`]),
-      ferryJson<PullDoc>(['pull', '-q', ...bob, `${reg.host}/private/app:v1`, `oci:${b}`]),
+      ferryImage(['pull', '-q', ...alice, `${reg.host}/private/app:v1`, `oci:${a}`]),
+      ferryImage(['pull', '-q', ...bob, `${reg.host}/private/app:v1`, `oci:${b}`]),
     ]);
     expect(pa.digest).toBe(image.digest);
     expect(pb.digest).toBe(image.digest);
@@ -98,7 +98,7 @@ describe.skipIf(!has)('push, copy, tag and delete with token auth', () => {
     const mark = logMark(reg);
     const before = reg.tokenServer!.requests.length;
     const r = await ferryOk(['copy', '--json', '--progress', 'plain', ...alice, `${reg.host}/public/src:v1`, `${reg.host}/private/dst:v1`]);
-    const doc = JSON.parse(r.stdout) as CopyDoc;
+    const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
     const log = await logSince(reg, mark);
     expect(doc).toMatchObject({ digest: image.digest, changes: [] });
     expect(doc.blobs.total).toBe(3);
@@ -117,7 +117,7 @@ describe.skipIf(!has)('push, copy, tag and delete with token auth', () => {
   it('copy from another registry instance uploads normally: no mount attempted', async () => {
     const mark = logMark(reg);
     // two registries: --creds would be a usage error; the destination's credentials go to it alone
-    const doc = await ferryJson<CopyDoc>(['copy', '-q', '--dest-creds', `alice:${reg.users.alice}`, `${other.host}/lib/app:v1`, `${reg.host}/private/from-other:v1`]);
+    const doc = await ferryImage(['copy', '-q', '--dest-creds', `alice:${reg.users.alice}`, `${other.host}/lib/app:v1`, `${reg.host}/private/from-other:v1`]);
     const lines = accessLines(await logSince(reg, mark));
     expect(doc).toMatchObject({ digest: image.digest, changes: [] });
     expect(doc.blobs).toMatchObject({ total: 3, mounted: 0, transferred: 3 });

@@ -13,11 +13,8 @@ import { makeOciLayout, OCI_INDEX, OCI_MANIFEST, type BuiltManifest, type OciLay
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { inspectDigest, inspectRaw, pushWithSkopeo } from '../helpers/skopeo.js';
-import {
-  accessLines, blobWrites, getBlob, getManifest, logMark, logSince, runOk, uploadRequests, writeDockerSave,
-  type CopyDoc, type DockerSaveImage,
-} from './push-support.js';
-import { expectFailure, ferryJson, ferryOk, layoutEntry, readBlob, sha256Of, type InspectDoc, type PullDoc } from './support.js';
+import { accessLines, blobWrites, getBlob, getManifest, logMark, logSince, runOk, uploadRequests, writeDockerSave, type DockerSaveImage } from './push-support.js';
+import { expectFailure, ferryImage, ferryJson, ferryOk, layoutEntry, oneImage, readBlob, sha256Of, type InspectDoc, type TransferDoc } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo');
 const PLATFORMS = [
@@ -77,13 +74,13 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
       }
       const repo = `rt/${format}`;
       const r = await ferryOk(['push', '--json', local, `${reg.host}/${repo}:v1`]);
-      const doc = JSON.parse(r.stdout) as CopyDoc;
+      const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
       expect(doc).toMatchObject({ digest: single.digest, sourceDigest: single.digest, mediaType: OCI_MANIFEST, changes: [], manifests: 1 });
       expect(doc.blobs).toMatchObject({ total: 4, skipped: 0, mounted: 0, transferred: 4 });
       expect(r.stderr).not.toContain('note:'); // compressed layers: nothing recompressed
       expect(await inspectDigest(reg, repo, 'v1')).toBe(single.digest);
       const back = fresh('rt-back');
-      const pulled = await ferryJson<PullDoc>(['pull', '-q', `${reg.host}/${repo}:v1`, `oci:${back}`]);
+      const pulled = await ferryImage(['pull', '-q', `${reg.host}/${repo}:v1`, `oci:${back}`]);
       expect(pulled.digest).toBe(single.digest);
       expect(layoutEntry(back, 'v1').digest).toBe(single.digest);
       const got = await getManifest(reg, repo, 'v1');
@@ -94,7 +91,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
 
   describe('multi-platform copies', () => {
     it('copy registry → registry keeps the index digest and every child', async () => {
-      const doc = await ferryJson<CopyDoc>(['copy', '-q', `${idx}:multi`, `${reg.host}/copy/multi:multi`]);
+      const doc = await ferryImage(['copy', '-q', `${idx}:multi`, `${reg.host}/copy/multi:multi`]);
       expect(doc).toMatchObject({ digest: multi.indexDigest, sourceDigest: multi.indexDigest, mediaType: OCI_INDEX, changes: [], manifests: 4 });
       expect(doc.blobs.total).toBe(3 * 3);
       const raw = await inspectRaw(reg, 'copy/multi', 'multi');
@@ -105,7 +102,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
 
     it('--platform A --platform B writes a new index with exactly those two children and reports the change', async () => {
       const r = await ferryOk(['copy', '--json', '--platform', 'linux/amd64', '--platform', 'linux/arm/v7', `${idx}:multi`, `${reg.host}/copy/subset:two`]);
-      const doc = JSON.parse(r.stdout) as CopyDoc;
+      const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
       expect(doc.digest).not.toBe(multi.indexDigest);
       expect(doc.mediaType).toBe(OCI_INDEX);
       expect(doc.changes).toEqual([{ reason: 'platform-subset', from: multi.indexDigest, to: doc.digest }]);
@@ -123,7 +120,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
       const want = [child('amd64'), child('arm')];
       expect(index.manifests).toEqual(want.map((m) => ({ mediaType: OCI_MANIFEST, digest: m.digest, size: m.size, platform: m.platform })));
       // Every child is there and pullable; the dropped one is not in the target repository.
-      const pulls = await Promise.all(want.map((m) => ferryJson<PullDoc>(['pull', '-q', `${reg.host}/copy/subset@${m.digest}`, `oci:${fresh('subset')}`])));
+      const pulls = await Promise.all(want.map((m) => ferryImage(['pull', '-q', `${reg.host}/copy/subset@${m.digest}`, `oci:${fresh('subset')}`])));
       expect(pulls.map((p) => p.digest)).toEqual(want.map((m) => m.digest));
       const gone = await runCli(['inspect', `${reg.host}/copy/subset@${child('arm64').digest}`]);
       expectFailure(gone, 4, 'not found');
@@ -135,7 +132,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
 
     it('a single --platform copies just that child manifest', async () => {
       const arm = child('arm64');
-      const doc = await ferryJson<CopyDoc>(['copy', '-q', '--platform', 'linux/arm64', `${idx}:multi`, `${reg.host}/copy/one:arm64`]);
+      const doc = await ferryImage(['copy', '-q', '--platform', 'linux/arm64', `${idx}:multi`, `${reg.host}/copy/one:arm64`]);
       expect(doc).toMatchObject({ digest: arm.digest, sourceDigest: multi.indexDigest, mediaType: OCI_MANIFEST, manifests: 1 });
       expect(doc.blobs.total).toBe(3);
       expect(await inspectDigest(reg, 'copy/one', 'arm64')).toBe(arm.digest);
@@ -148,8 +145,8 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
     it('registry 1 → registry 2: identical digests, bytes uploaded, no mount attempted', async () => {
       const mark = logMark(reg2);
       const [one, many] = await Promise.all([
-        ferryJson<CopyDoc>(['copy', '-q', `${app}:v1`, `${reg2.host}/mirror/app:v1`]),
-        ferryJson<CopyDoc>(['copy', '-q', `${idx}:multi`, `${reg2.host}/mirror/multi:multi`]),
+        ferryImage(['copy', '-q', `${app}:v1`, `${reg2.host}/mirror/app:v1`]),
+        ferryImage(['copy', '-q', `${idx}:multi`, `${reg2.host}/mirror/multi:multi`]),
       ]);
       expect(one).toMatchObject({ digest: single.digest, sourceDigest: single.digest, changes: [] });
       expect(one.blobs).toMatchObject({ total: 4, mounted: 0, transferred: 4 });
@@ -165,7 +162,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
     it('same registry: every blob is mounted, no blob bytes are uploaded to the target', async () => {
       const mark = logMark(reg);
       const r = await ferryOk(['copy', '--json', '--progress', 'plain', `${app}:v1`, `${reg.host}/mnt/app:v1`]);
-      const doc = JSON.parse(r.stdout) as CopyDoc;
+      const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
       const log = await logSince(reg, mark);
       expect(doc).toMatchObject({ digest: single.digest, changes: [] });
       expect(doc.blobs.total).toBe(4);
@@ -183,7 +180,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
     });
 
     it('same registry, whole index: mounted === total', async () => {
-      const doc = await ferryJson<CopyDoc>(['copy', '-q', `${idx}:multi`, `${reg.host}/mnt/multi:multi`]);
+      const doc = await ferryImage(['copy', '-q', `${idx}:multi`, `${reg.host}/mnt/multi:multi`]);
       expect(doc.digest).toBe(multi.indexDigest);
       expect(doc.blobs).toMatchObject({ total: 9, mounted: 9, transferred: 0 });
     });
@@ -226,7 +223,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
   it('chunked push (--chunk-size 65536): same digest, PATCH requests in the log', async () => {
     const m = single.manifests[0]!;
     const mark = logMark(reg);
-    const doc = await ferryJson<CopyDoc>(['push', '-q', '--chunk-size', '65536', `oci:${src.path}:v1`, `${reg.host}/chunked/app:v1`]);
+    const doc = await ferryImage(['push', '-q', '--chunk-size', '65536', `oci:${src.path}:v1`, `${reg.host}/chunked/app:v1`]);
     const lines = accessLines(await logSince(reg, mark));
     expect(doc).toMatchObject({ digest: single.digest, changes: [] });
     expect(doc.blobs).toMatchObject({ total: 4, transferred: 4 });
@@ -268,7 +265,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
       expect(local.layers!.map((l) => l.digest)).toEqual(image.diffIds);
 
       const r = await ferryOk(['push', '--json', tarFile, `${reg.host}/dsave/app:1`]);
-      const doc = JSON.parse(r.stdout) as CopyDoc;
+      const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
       gzDigest = doc.digest;
       expect(doc.digest).not.toBe(local.digest);
       expect(doc.changes).toEqual([{ reason: 'compression', from: local.digest, to: doc.digest }]);
@@ -294,7 +291,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
 
     it.skipIf(!requireBinary('umoci'))('the pushed image pulls and umoci unpacks it with every file', async () => {
       const dir = fresh('dsave-pull');
-      const pulled = await ferryJson<PullDoc>(['pull', '-q', `${reg.host}/dsave/app:1`, `oci:${dir}`]);
+      const pulled = await ferryImage(['pull', '-q', `${reg.host}/dsave/app:1`, `oci:${dir}`]);
       expect(pulled.digest).toBe(gzDigest);
       const bundle = fresh('dsave-bundle');
       await runOk('umoci', ['unpack', '--rootless', '--image', `${dir}:1`, bundle]);
@@ -303,7 +300,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
 
     it('the same archive gzipped as a whole (app.tgz) pushes too, to the same digest', async () => {
       const r = await ferryOk(['push', '--json', tgzFile, `${reg.host}/dsave/app:tgz`]);
-      const doc = JSON.parse(r.stdout) as CopyDoc;
+      const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
       expect(doc.changes.map((c) => c.reason)).toEqual(['compression']);
       expect(doc.digest).toBe(gzDigest);
       expect((await getManifest(reg, 'dsave/app', 'tgz')).doc.config?.digest).toBe(image.configDigest);
@@ -312,7 +309,7 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
     it('--compression none keeps the layers uncompressed: the digest is the archive\'s own', async () => {
       const local = await ferryJson<InspectDoc>(['inspect', `docker-archive:${tarFile}`]);
       const r = await ferryOk(['push', '--json', '--compression', 'none', tarFile, `${reg.host}/dsave/raw:1`]);
-      const doc = JSON.parse(r.stdout) as CopyDoc;
+      const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
       expect(doc).toMatchObject({ digest: local.digest, sourceDigest: local.digest, changes: [] });
       expect(r.stderr).not.toContain('note:');
       const got = await getManifest(reg, 'dsave/raw', '1');
@@ -335,15 +332,15 @@ describe.skipIf(!has)('ferry push / copy / tag / delete against open registries'
       expectFailure(none, 4, 'not found');
 
       const [byName, byIndex] = await Promise.all([
-        ferryJson<CopyDoc>(['push', '-q', `docker-archive:${file}:tool:2`, `${reg.host}/dsave/two:tool`]),
-        ferryJson<CopyDoc>(['push', '-q', `docker-archive:${file}:@0`, `${reg.host}/dsave/two:first`]),
+        ferryImage(['push', '-q', `docker-archive:${file}:tool:2`, `${reg.host}/dsave/two:tool`]),
+        ferryImage(['push', '-q', `docker-archive:${file}:@0`, `${reg.host}/dsave/two:first`]),
       ]);
       const [toolM, firstM] = await Promise.all([getManifest(reg, 'dsave/two', 'tool'), getManifest(reg, 'dsave/two', 'first')]);
       expect(toolM.digest).toBe(byName.digest);
       expect(toolM.doc.config?.digest).toBe(second!.configDigest);
       expect(firstM.digest).toBe(byIndex.digest);
       expect(firstM.doc.config?.digest).toBe(first!.configDigest);
-      const at1 = await ferryJson<CopyDoc>(['push', '-q', `docker-archive:${file}:@1`, `${reg.host}/dsave/two:at1`]);
+      const at1 = await ferryImage(['push', '-q', `docker-archive:${file}:@1`, `${reg.host}/dsave/two:at1`]);
       expect(at1.digest).toBe(byName.digest);
     });
   });

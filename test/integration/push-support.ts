@@ -238,16 +238,5 @@ export async function runOk(cmd: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** `ferry copy/push --json` document. */
-export interface CopyDoc {
-  source: string;
-  destination: string;
-  digest: string;
-  mediaType: string;
-  sourceDigest: string;
-  tags?: string[];
-  changes: Array<{ reason: string; from: string; to: string }>;
-  manifests: number;
-  blobs: { total: number; skipped: number; mounted: number; transferred: number; bytes: number; transferredBytes: number };
-  seconds: number;
-}
+/** `ferry copy/push --json` of one image, as oneImage() (support.ts) shows it. */
+export type { PullDoc as CopyDoc } from './support.js';

@@ -12,7 +12,7 @@ import { makeOciLayout, OCI_MANIFEST, REF_NAME, type OciLayoutResult } from '../
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli, type CliResult } from '../helpers/run-cli.js';
 import { pushWithSkopeo } from '../helpers/skopeo.js';
-import { expectBlobs, expectFailure, ferryJson, ferryOk, layoutEntry, readLayoutIndex } from './support.js';
+import { expectBlobs, expectFailure, ferryImage, ferryJson, ferryOk, layoutEntry, readLayoutIndex } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo') && requireBinary('openssl') && requireBinary('perl');
 
@@ -77,7 +77,7 @@ describe.skipIf(!has)('htpasswd registry over https', () => {
     const [insp, tags, pull] = await Promise.all([
       ferryJson<{ digest: string }>(['inspect', '--creds', ALICE, ref], { env }),
       ferryOk(['tags', '--creds', ALICE, `${reg.host}/team/app`], { env }),
-      ferryJson<{ digest: string }>(['pull', '-q', '--creds', ALICE, ref, `oci:${dir}`], { env }),
+      ferryImage(['pull', '-q', '--creds', ALICE, ref, `oci:${dir}`], { env }),
     ]);
     expect(insp.digest).toBe(image.digest);
     expect(tags.stdout).toBe('v1\n');
@@ -121,7 +121,7 @@ describe.skipIf(!has)('htpasswd registry over https', () => {
   it('credentials from a docker config.json (auths, base64 auth) work', async () => {
     const DOCKER_CONFIG = dockerConfig({ auths: { [reg.host]: { auth: b64(ALICE) } } });
     const dir = out();
-    const doc = await ferryJson<{ digest: string }>(['pull', '-q', ref, `oci:${dir}:from-config`], { env: { ...env, DOCKER_CONFIG } });
+    const doc = await ferryImage(['pull', '-q', ref, `oci:${dir}:from-config`], { env: { ...env, DOCKER_CONFIG } });
     expect(doc.digest).toBe(image.digest);
     expect(layoutEntry(dir, 'from-config').digest).toBe(image.digest);
     const t = await ferryJson<{ tags: string[] }>(['tags', `${reg.host}/team/app`], { env: { ...env, DOCKER_CONFIG } });
@@ -181,7 +181,7 @@ describe.skipIf(!has)('token-auth registry', () => {
     const before = reg.tokenServer!.requests.length;
     const [insp, pull] = await Promise.all([
       ferryJson<{ digest: string }>(['inspect', ...flags, `${reg.host}/${repo}:v1`]),
-      ferryJson<{ digest: string; blobs: { total: number } }>(['pull', '-q', ...flags, `${reg.host}/${repo}:v1`, `oci:${dir}`]),
+      ferryImage(['pull', '-q', ...flags, `${reg.host}/${repo}:v1`, `oci:${dir}`]),
     ]);
     expect(insp.digest).toBe(image.digest);
     expect(pull.digest).toBe(image.digest);

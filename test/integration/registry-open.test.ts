@@ -12,8 +12,8 @@ import { freePort, startRegistry, type RealRegistry } from '../helpers/real-regi
 import { runCli } from '../helpers/run-cli.js';
 import { pushWithSkopeo } from '../helpers/skopeo.js';
 import {
-  blobSizes, expectBlobs, expectFailure, ferryJson, ferryOk, layoutEntry, readBlob, readLayoutIndex, sha256Of,
-  type InspectDoc, type PullDoc,
+  blobSizes, expectBlobs, expectFailure, ferryImage, ferryJson, ferryOk, layoutEntry, oneImage, readBlob, readLayoutIndex, sha256Of,
+  type InspectDoc, type TransferDoc,
 } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo');
@@ -77,7 +77,7 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     const sizes = blobSizes(src.path, m.layerDigests);
     const configSize = readBlob(src.path, m.configDigest).length;
     expect(doc).toMatchObject({
-      reference: `${app}:v2`, digest: single.digest, mediaType: OCI_MANIFEST, size: m.size,
+      source: `${app}:v2`, digest: single.digest, mediaType: OCI_MANIFEST, size: m.size, manifests: 1,
       platform: 'linux/amd64', created: '2024-01-01T00:00:00Z',
       config: { digest: m.configDigest, size: configSize, mediaType: 'application/vnd.oci.image.config.v1+json' },
       entrypoint: ['/bin/sh', '-c'], cmd: ['echo hello from ferry tests'],
@@ -102,7 +102,8 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     }
     expect(doc.digest).toBe(multi.indexDigest);
     expect(doc.mediaType).toBe(OCI_INDEX);
-    expect(doc.manifests).toEqual(multi.manifests.map((m) => ({
+    expect(doc.manifests).toBe(1 + multi.manifests.length); // a count, as in pull/push/copy
+    expect(doc.children).toEqual(multi.manifests.map((m) => ({
       digest: m.digest, mediaType: OCI_MANIFEST, size: m.size,
       platform: [m.platform.os, m.platform.architecture, m.platform.variant].filter(Boolean).join('/'),
     })));
@@ -145,16 +146,16 @@ describe.skipIf(!has)('ferry against an open registry', () => {
   });
 
   it('tags lists every tag (text and --json)', async () => {
-    const [text, doc] = await Promise.all([ferryOk(['tags', app]), ferryJson<{ repository: string; tags: string[] }>(['tags', app])]);
+    const [text, doc] = await Promise.all([ferryOk(['tags', app]), ferryJson<{ source: string; tags: string[] }>(['tags', app])]);
     expect(text.stdout.trim().split('\n').sort()).toEqual(TAGS);
-    expect(doc).toEqual({ repository: app, tags: expect.arrayContaining(TAGS) as unknown });
+    expect(doc).toEqual({ schemaVersion: 1, command: 'tags', source: app, tags: expect.arrayContaining(TAGS) as unknown });
     expect(doc.tags).toHaveLength(TAGS.length);
     expect((await ferryJson<{ tags: string[] }>(['tags', idx])).tags).toEqual(['multi']);
   });
 
   it('pull writes an OCI layout whose entry is the registry digest, tagged from the source', async () => {
     const dir = fresh();
-    const doc = await ferryJson<PullDoc>(['pull', '--progress', 'none', `${app}:v2`, `oci:${dir}`]);
+    const doc = await ferryImage(['pull', '--progress', 'none', `${app}:v2`, `oci:${dir}`]);
     const m = single.manifests[0]!;
     expect(doc).toMatchObject({ source: `${app}:v2`, destination: `oci:${dir}:v2`, digest: single.digest, sourceDigest: single.digest, mediaType: OCI_MANIFEST, manifests: 1 });
     expect(doc.blobs).toMatchObject({ total: 4, skipped: 0, transferred: 4 });
@@ -175,7 +176,7 @@ describe.skipIf(!has)('ferry against an open registry', () => {
   it('pull by digest verifies it and records the destination tag (none given → no ref.name)', async () => {
     const dir = fresh();
     const arm = child('arm64');
-    const byDigest = await ferryJson<PullDoc>(['pull', '-q', `${idx}@${arm.digest}`, `oci:${dir}:pinned`]);
+    const byDigest = await ferryImage(['pull', '-q', `${idx}@${arm.digest}`, `oci:${dir}:pinned`]);
     expect(byDigest).toMatchObject({ digest: arm.digest, sourceDigest: arm.digest, mediaType: OCI_MANIFEST });
     expect(layoutEntry(dir, 'pinned')).toMatchObject({ digest: arm.digest, size: arm.size });
     const bare = fresh();
@@ -187,7 +188,7 @@ describe.skipIf(!has)('ferry against an open registry', () => {
   it('pull of an index picks the host platform (linux/amd64) by default', async () => {
     const dir = fresh();
     const amd = child('amd64');
-    const doc = await ferryJson<PullDoc>(['pull', '--progress', 'none', `${idx}:multi`, `oci:${dir}`]);
+    const doc = await ferryImage(['pull', '--progress', 'none', `${idx}:multi`, `oci:${dir}`]);
     expect(doc).toMatchObject({ digest: amd.digest, sourceDigest: multi.indexDigest, platform: 'linux/amd64', mediaType: OCI_MANIFEST, manifests: 1 });
     expect(layoutEntry(dir, 'multi')).toMatchObject({ digest: amd.digest, mediaType: OCI_MANIFEST, size: amd.size });
     expectBlobs(dir, [amd.digest, amd.configDigest, ...amd.layerDigests]);
@@ -196,12 +197,12 @@ describe.skipIf(!has)('ferry against an open registry', () => {
 
   it('pull --platform picks another child; --all-platforms keeps the index digest', async () => {
     const one = fresh();
-    const arm = await ferryJson<PullDoc>(['pull', '-q', '--platform', 'linux/arm/v7', `${idx}:multi`, `oci:${one}:arm`]);
+    const arm = await ferryImage(['pull', '-q', '--platform', 'linux/arm/v7', `${idx}:multi`, `oci:${one}:arm`]);
     expect(arm.digest).toBe(child('arm').digest);
     expect(layoutEntry(one, 'arm').digest).toBe(child('arm').digest);
 
     const all = fresh();
-    const doc = await ferryJson<PullDoc>(['pull', '-q', '--all-platforms', `${idx}:multi`, `oci:${all}`]);
+    const doc = await ferryImage(['pull', '-q', '--all-platforms', `${idx}:multi`, `oci:${all}`]);
     expect(doc).toMatchObject({ digest: multi.indexDigest, sourceDigest: multi.indexDigest, mediaType: OCI_INDEX, manifests: 4 });
     expect(doc.platform).toBeUndefined();
     expect(doc.blobs.total).toBe(3 * 3);
@@ -213,7 +214,7 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     const dir = fresh();
     await ferryOk(['pull', '--quiet', '--all-platforms', `${idx}:multi`, `oci:${dir}`]);
     const r = await ferryOk(['pull', '--progress', 'plain', '--all-platforms', '--json', `${idx}:multi`, `oci:${dir}`]);
-    const doc = JSON.parse(r.stdout) as PullDoc; // throws if anything else is on stdout
+    const doc = oneImage(JSON.parse(r.stdout) as TransferDoc); // throws if anything else is on stdout
     expect(r.stdout.trim().startsWith('{') && r.stdout.trim().endsWith('}')).toBe(true);
     expect(doc.blobs.total).toBe(9);
     expect(doc.blobs.skipped).toBe(doc.blobs.total);
@@ -222,7 +223,7 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     expect(readLayoutIndex(dir).manifests).toHaveLength(1);
 
     const ndjson = await ferryOk(['pull', '--progress', 'json', '--json', `${idx}:multi`, `oci:${dir}:again`]);
-    expect((JSON.parse(ndjson.stdout) as PullDoc).digest).toBe(child('amd64').digest);
+    expect((oneImage(JSON.parse(ndjson.stdout) as TransferDoc)).digest).toBe(child('amd64').digest);
     const events = ndjson.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
     expect(events.map((e) => e.event)).toContain('committed');
   });

@@ -80,14 +80,22 @@ export function blobSizes(dir: string, digests: string[]): number[] {
   return digests.map((d) => readBlob(dir, d).length);
 }
 
-/** `ferry inspect --json` document. */
-export interface InspectDoc {
-  reference: string;
+/** What every `--json` document starts with (docs/json.md). */
+export interface DocBase {
+  schemaVersion: 1;
+  command: 'inspect' | 'tags' | 'pull' | 'push' | 'copy' | 'tag' | 'delete' | null;
+}
+
+/** `ferry inspect --json` document (mirrors src/cli/commands/inspect.ts inspectJson). */
+export interface InspectDoc extends DocBase {
+  source: string;
   digest: string;
   mediaType: string;
   size: number;
+  /** A count: 1 for an image, 1 + entries for an index. */
+  manifests: number;
   index?: { digest: string; mediaType: string; size: number };
-  manifests?: Array<{ digest: string; mediaType: string; size: number; platform: string }>;
+  children?: Array<{ digest: string; mediaType: string; size: number; platform: string }>;
   platform?: string;
   created?: string;
   config?: { digest: string; mediaType: string; size: number };
@@ -97,18 +105,47 @@ export interface InspectDoc {
   cmd?: string[] | null;
   env?: string[];
   labels?: Record<string, string>;
+  workingDir?: string;
+  user?: string;
 }
 
-/** `ferry pull --json` document. */
-export interface PullDoc {
+export interface BlobsDoc { total: number; skipped: number; mounted: number; transferred: number; bytes: number; transferredBytes: number }
+
+/** One entry of a pull/push/copy document's `images`. */
+export interface ImageDoc {
   source: string;
-  destination: string;
   digest: string;
   mediaType: string;
   sourceDigest: string;
   platform?: string;
+  refName?: string;
+  repoTag?: string;
+  tags?: string[];
   manifests: number;
-  blobs: { total: number; skipped: number; transferred: number; bytes: number; transferredBytes: number };
+  blobs: BlobsDoc;
+  changes: Array<{ reason: string; from: string; to: string }>;
+}
+
+/** `ferry pull|push|copy --json` document. */
+export interface TransferDoc extends DocBase {
+  destination: string;
+  replaced?: boolean;
+  images: ImageDoc[];
+  blobs: BlobsDoc;
   seconds: number;
   bytesPerSecond: number;
+}
+
+/** A one-image transfer document with its image's fields beside the run's (a test view; ferry
+ * itself never repeats them at the top level). */
+export type PullDoc = TransferDoc & ImageDoc;
+
+export function oneImage(doc: TransferDoc): PullDoc {
+  expect(doc.images, JSON.stringify(doc)).toHaveLength(1);
+  return { ...doc, ...doc.images[0]! };
+}
+
+/** `ferry pull|push|copy … --json` of one image, as oneImage() shows it. */
+export async function ferryImage(args: string[], opts: RunCliOptions = {}): Promise<PullDoc> {
+  return oneImage(await ferryJson<TransferDoc>(args, opts));
 }

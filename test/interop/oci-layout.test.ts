@@ -123,7 +123,7 @@ describe.skipIf(!has)('OCI layout interop with umoci and skopeo', () => {
     expect(single).toMatchObject({ digest: image.digest, mediaType: OCI_MANIFEST, config: { digest: image.manifests[0]!.configDigest } });
     expect(single.layers?.map((l) => l.digest)).toEqual(image.manifests[0]!.layerDigests);
     expect(index).toMatchObject({ digest: multi.indexDigest, mediaType: OCI_INDEX });
-    expect(index.manifests?.map((m) => [m.digest, m.platform])).toEqual([
+    expect(index.children?.map((m) => [m.digest, m.platform])).toEqual([
       [multi.manifests[0]!.digest, 'linux/amd64'], [multi.manifests[1]!.digest, 'linux/arm64/v8'],
     ]);
     expect(tags.stdout.trim().split('\n').sort()).toEqual(['m', 't']);
@@ -141,7 +141,7 @@ describe.skipIf(!has)('OCI layout interop with umoci and skopeo', () => {
     writeFileSync(join(bundle, 'rootfs', 'etc', 'added-by-umoci'), 'hello from umoci\n');
     await umociOk(['repack', '--image', `${dir}:changed`, bundle]);
 
-    const tags = await ferryJson<{ repository: string; tags: string[] }>(['tags', `oci:${dir}`]);
+    const tags = await ferryJson<{ source: string; tags: string[] }>(['tags', `oci:${dir}`]);
     expect(tags.tags.sort()).toEqual(['base', 'changed', 'renamed']);
     const [renamed, changed] = await Promise.all([
       ferryJson<InspectDoc>(['inspect', `oci:${dir}:renamed`]),

@@ -10,8 +10,8 @@ import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js
 import { makeOciLayout, OCI_INDEX, type OciLayoutResult } from '../helpers/images.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { inspectDigest, skopeo } from '../helpers/skopeo.js';
-import { getBlob, getManifest, writeDockerSave, type CopyDoc } from '../integration/push-support.js';
-import { ferryJson, ferryOk, layoutEntry, readBlob, sha256Of } from '../integration/support.js';
+import { getBlob, getManifest, writeDockerSave } from '../integration/push-support.js';
+import { ferryImage, ferryJson, ferryOk, layoutEntry, oneImage, readBlob, sha256Of, type TransferDoc } from '../integration/support.js';
 
 const has = requireBinary('skopeo') && requireBinary('docker-registry');
 const PLATFORMS = [
@@ -49,8 +49,8 @@ describe.skipIf(!has)('ferry push ↔ skopeo', () => {
 
   it('skopeo copies what ferry pushed, with ferry\'s digest (image and index)', async () => {
     const [one, idx] = await Promise.all([
-      ferryJson<CopyDoc>(['push', '-q', `oci:${src.path}:v1`, `${reg.host}/ferry/app:v1`]),
-      ferryJson<CopyDoc>(['push', '-q', `oci:${src.path}:multi`, `${reg.host}/ferry/multi:multi`]),
+      ferryImage(['push', '-q', `oci:${src.path}:v1`, `${reg.host}/ferry/app:v1`]),
+      ferryImage(['push', '-q', `oci:${src.path}:multi`, `${reg.host}/ferry/multi:multi`]),
     ]);
     expect(one.digest).toBe(single.digest);
     expect(idx).toMatchObject({ digest: multi.indexDigest, mediaType: OCI_INDEX });
@@ -70,7 +70,7 @@ describe.skipIf(!has)('ferry push ↔ skopeo', () => {
   it('skopeo copies an image ferry gzipped from a docker save archive; its layers match the diff-ids', async () => {
     const file = join(work.path, 'saved.tar');
     const [image] = await writeDockerSave(file, [{ repoTags: ['saved:1'], layers: 2, layerSize: 64 * 1024, seed: 'interop-save' }]);
-    const pushed = await ferryJson<CopyDoc>(['push', '-q', file, `${reg.host}/ferry/saved:1`]);
+    const pushed = await ferryImage(['push', '-q', file, `${reg.host}/ferry/saved:1`]);
     expect(pushed.changes.map((c) => c.reason)).toEqual(['compression']);
     const dir = fresh('skopeo-saved');
     await skopeoOk(['copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/ferry/saved:1`, `oci:${dir}:t`]);
@@ -86,7 +86,7 @@ describe.skipIf(!has)('ferry push ↔ skopeo', () => {
     const file = join(work.path, 'skopeo-docker.tar');
     await skopeoOk(['copy', '--quiet', `oci:${src.path}:v1`, `docker-archive:${file}:ferry-test/app:t`]);
     const r = await ferryOk(['push', '--json', file, `${reg.host}/from-skopeo/docker:t`]);
-    const doc = JSON.parse(r.stdout) as CopyDoc;
+    const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
     expect(doc.changes.map((c) => c.reason)).toEqual(['compression']);
     expect(r.stderr).toMatch(/^note: .*compress/m);
 
@@ -112,7 +112,7 @@ describe.skipIf(!has)('ferry push ↔ skopeo', () => {
     const file = join(work.path, 'skopeo-oci.tar');
     await skopeoOk(['copy', '--quiet', `oci:${src.path}:v1`, `oci-archive:${file}:t`]);
     const r = await ferryOk(['push', '--json', file, `${reg.host}/from-skopeo/oci:t`]);
-    const doc = JSON.parse(r.stdout) as CopyDoc;
+    const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
     expect(doc).toMatchObject({ digest: single.digest, sourceDigest: single.digest, changes: [] });
     expect(r.stderr).not.toContain('note:');
     expect(await inspectDigest(reg, 'from-skopeo/oci', 't')).toBe(single.digest);

@@ -5,6 +5,7 @@ import { copy, push, type CopyOpResult, type CopyOptions } from '../../ops/copy.
 import type { Platform } from '../../oci/platform.js';
 import { formatBytes, formatDuration } from '../../util/format.js';
 import type { CliIO } from '../io.js';
+import { imageJson, transferJson } from '../output/json.js';
 import { parseJobs, parsePlatformOption, parsePositive } from '../options.js';
 import { runtimeFor, type Runtime } from '../runtime.js';
 
@@ -27,7 +28,7 @@ function addCopyOptions(cmd: Command): Command {
     .addOption(new Option('--compression <kind>', 'registry destinations: gzip uncompressed layers, or push them as they are').choices(['gzip', 'none']).default('gzip'));
 }
 
-async function runCopy(rt: Runtime, label: string, op: typeof copy, src: string, dst: string, f: CopyFlags): Promise<void> {
+async function runCopy(rt: Runtime, label: 'copy' | 'push', op: typeof copy, src: string, dst: string, f: CopyFlags): Promise<void> {
   // An archive streamed to stdout owns it: no --json, the summary goes to stderr.
   const toStdout = await writesToStdout(dst);
   if (toStdout && rt.g.json) throw jsonWithStdoutError();
@@ -43,20 +44,15 @@ async function runCopy(rt: Runtime, label: string, op: typeof copy, src: string,
         ? `note: the index was rewritten to hold only the chosen platforms: ${c.from.digest} → ${c.to.digest}`
         : `note: uncompressed layers were gzip-compressed for the registry, so the manifest digest changed: ${c.from.digest} → ${c.to.digest} (use --compression none to keep it)`);
     }
-    if (rt.g.json) return rt.outJson(copyJson(r));
+    if (rt.g.json) return rt.outJson(copyJson(label, r));
     if (!rt.g.quiet) (toStdout ? rt.info : rt.out)(copySummary(label, r));
   } finally {
     if (!ok) status.stop(false);
   }
 }
 
-export function copyJson(r: CopyOpResult) {
-  return {
-    source: r.source, destination: r.destination, digest: r.root.digest, mediaType: r.root.mediaType,
-    sourceDigest: r.sourceRoot.digest, ...(r.names.tags ? { tags: r.names.tags } : {}),
-    changes: r.changes.map((c) => ({ reason: c.reason, from: c.from.digest, to: c.to.digest })),
-    manifests: r.manifests, blobs: r.blobs, seconds: Number((r.ms / 1000).toFixed(3)),
-  };
+export function copyJson(command: 'copy' | 'push', r: CopyOpResult) {
+  return transferJson(command, { destination: r.destination, images: [imageJson(r, r.changes)], blobs: r.blobs, ms: r.ms });
 }
 
 function copySummary(label: string, r: CopyOpResult): string {

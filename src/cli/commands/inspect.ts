@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import { inspect, type InspectResult } from '../../ops/inspect.js';
 import { formatBytes } from '../../util/format.js';
 import type { CliIO } from '../io.js';
+import { document } from '../output/json.js';
 import { parsePlatformOption } from '../options.js';
 import { runtimeFor } from '../runtime.js';
 
@@ -24,12 +25,24 @@ Examples:
       const r = await inspect(location, { ...(opts.platform ? { platform: opts.platform } : {}), wantConfig: !!opts.config }, rt.ctx);
       if (opts.raw) return void io.stdout.write(Buffer.from(r.rawManifest));
       if (opts.config) return void io.stdout.write(Buffer.from(r.rawConfig ?? []));
-      if (rt.g.json) {
-        const { rawManifest: _m, rawConfig: _c, ...doc } = r;
-        return rt.outJson(doc);
-      }
+      if (rt.g.json) return rt.outJson(inspectJson(r));
       rt.out(renderInspect(r));
     });
+}
+
+/**
+ * `source` is the location inspected; `manifests` counts the manifests it is made of (an image:
+ * 1; an index: itself and its entries), and an index's entries are listed under `children`.
+ */
+export function inspectJson(r: InspectResult) {
+  const { rawManifest: _m, rawConfig: _c, reference, manifests: children, ...rest } = r;
+  const { digest, mediaType, size, ...details } = rest;
+  return document('inspect', {
+    source: reference, digest, mediaType, size,
+    manifests: children ? 1 + children.length : 1,
+    ...(children ? { children } : {}),
+    ...details,
+  });
 }
 
 export function renderInspect(r: InspectResult): string {

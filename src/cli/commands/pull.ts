@@ -3,10 +3,10 @@ import { FerryError } from '../../errors.js';
 import { jsonWithStdoutError } from '../../transports/archive-destination.js';
 import { outputLocation, pull, type OutputFormat, type PullResult } from '../../ops/pull.js';
 import { formatPlatform } from '../../oci/platform.js';
-import { parseReference } from '../../ref/index.js';
 import { writesToStdout } from '../../transports/fs-util.js';
 import { formatBytes, formatDuration } from '../../util/format.js';
 import type { CliIO } from '../io.js';
+import { BlobTally, imageJson, transferJson } from '../output/json.js';
 import { parseJobs, parsePlatformOption } from '../options.js';
 import { runtimeFor } from '../runtime.js';
 
@@ -63,17 +63,18 @@ symlink: the file it points to is replaced, the link stays).`)
       const toStdout = await writesToStdout(destination);
       if (toStdout && rt.g.json) throw jsonWithStdoutError();
       const status = rt.status('pull');
+      const tally = new BlobTally();
       let ok = false;
       try {
         const r = await pull(refs, destination, {
           ...(opts.platform ? { platform: opts.platform } : {}),
           ...(opts.allPlatforms ? { allPlatforms: true } : {}),
-          jobs: opts.jobs, onEvent: status.onEvent,
+          jobs: opts.jobs, onEvent: (e) => { tally.onEvent(e); status.onEvent(e); },
           ...(opts.clobber === false ? { noClobber: true } : {}),
         }, rt.ctx);
         ok = true;
         status.stop(true);
-        if (rt.g.json) return rt.outJson(pullJson(r));
+        if (rt.g.json) return rt.outJson(pullJson(r, tally));
         if (!rt.g.quiet) {
           if (toStdout) io.stderr.write(`${pullSummary(r)}\n`);
           else rt.out(pullSummary(r));
@@ -84,29 +85,23 @@ symlink: the file it points to is replaced, the link stays).`)
     });
 }
 
-export function pullJson(r: PullResult) {
-  const bytes = r.images.reduce((a, i) => a + i.blobs.transferredBytes, 0);
-  const images = r.images.map((i) => ({
-    source: i.source,
-    digest: i.root.digest,
-    mediaType: i.root.mediaType,
-    sourceDigest: i.sourceRoot.digest,
-    ...(i.platform ? { platform: formatPlatform(i.platform) } : {}),
-    ...(i.names.refName ? { refName: i.names.refName } : {}),
-    // As docker load will name it (RepoTags hold the familiar form).
-    ...(i.names.repoTag ? { repoTag: parseReference(i.names.repoTag).familiar() } : {}),
-    manifests: i.manifests,
-    blobs: i.blobs,
-  }));
-  const first = images[0]!;
-  return {
-    // Single-image fields at the top level keep `jq .digest` simple; `images` has them all.
-    ...first,
+/** `images` always (one entry per reference); `blobs` at the top level counts each blob once. */
+export function pullJson(r: PullResult, tally?: BlobTally) {
+  // `replaced` (an existing file at the destination was replaced) comes with --no-clobber.
+  const replaced = (r as PullResult & { replaced?: boolean }).replaced;
+  return transferJson('pull', {
     destination: r.destination,
-    images,
-    seconds: Number((r.ms / 1000).toFixed(3)),
-    bytesPerSecond: Math.round(bytes / Math.max(r.ms / 1000, 0.001)),
-  };
+    ...(replaced !== undefined ? { replaced } : {}),
+    images: r.images.map((i) => imageJson(i)),
+    blobs: r.images.length === 1 || !tally ? sumBlobs(r) : tally.counts,
+    ms: r.ms,
+  });
+}
+
+function sumBlobs(r: PullResult) {
+  const z = { total: 0, skipped: 0, mounted: 0, transferred: 0, bytes: 0, transferredBytes: 0 };
+  for (const { blobs: b } of r.images) for (const k of Object.keys(z) as Array<keyof typeof z>) z[k] += b[k];
+  return z;
 }
 
 export function pullSummary(r: PullResult): string {

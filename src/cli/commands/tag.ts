@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { deleteImage, tag } from '../../ops/tag.js';
 import type { CliIO } from '../io.js';
+import { document } from '../output/json.js';
 import { runtimeFor } from '../runtime.js';
 
 export function tagCommands(program: Command, io: CliIO, signal: AbortSignal): void {
@@ -15,7 +16,7 @@ Examples:
     .action(async (reference: string, tags: string[], _o: unknown, cmd: Command) => {
       const rt = await runtimeFor(cmd, io, signal);
       const r = await tag(reference, tags, rt.ctx);
-      if (rt.g.json) return rt.outJson(r);
+      if (rt.g.json) return rt.outJson(document('tag', { source: r.source, digest: r.digest, mediaType: r.mediaType, tags: r.tags }));
       rt.out(`tagged ${r.source} (${r.digest}) as ${r.tags.join(', ')}`);
     });
 
@@ -33,7 +34,7 @@ Examples:
     .action(async (reference: string, _o: unknown, cmd: Command) => {
       const rt = await runtimeFor(cmd, io, signal);
       const r = await deleteImage(reference, rt.ctx);
-      if (rt.g.json) return rt.outJson(r);
+      if (rt.g.json) return rt.outJson(document('delete', { source: r.reference, digest: r.digest, resolvedFromTag: r.resolvedFromTag }));
       rt.out(`deleted ${r.digest}`);
       if (r.resolvedFromTag) rt.info(`note: ${r.reference} resolved to ${r.digest}; every tag on that manifest was removed with it`);
     });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { tags } from '../../ops/tags.js';
 import type { CliIO } from '../io.js';
+import { document } from '../output/json.js';
 import { runtimeFor } from '../runtime.js';
 
 export function tagsCommand(program: Command, io: CliIO, signal: AbortSignal): void {
@@ -17,7 +18,7 @@ Examples:
     .action(async (repository: string, _opts: unknown, cmd: Command) => {
       const rt = await runtimeFor(cmd, io, signal);
       const r = await tags(repository, rt.ctx);
-      if (rt.g.json) return rt.outJson(r);
+      if (rt.g.json) return rt.outJson(document('tags', { source: r.repository, tags: r.tags }));
       if (r.tags.length) rt.out(r.tags.join('\n'));
       else rt.info(`${r.repository}: no tags`);
     });

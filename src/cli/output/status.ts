@@ -4,6 +4,9 @@ import type { CopyEvent } from '../../copy/events.js';
 import { formatPlatform } from '../../oci/platform.js';
 import { formatBytes, formatDuration, shortDigest } from '../../util/format.js';
 
+/** ora's default spinner (cli-spinners "dots"). */
+const DOTS = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
 export type StatusMode = 'tty' | 'plain' | 'json' | 'none';
 
 export interface StatusOptions {
@@ -51,12 +54,11 @@ export class StatusReporter {
     const { mode, colors: c } = this.o;
     if (mode === 'none') return;
     if (mode === 'json') {
-      if (e.type === 'blob-progress') {
-        this.done.bytes += e.delta;
-        return; // aggregated into periodic progress events
-      }
-      this.o.stream.write(`${JSON.stringify(jsonEvent(e))}\n`);
-      if (e.type === 'plan') this.startTimer(() => this.o.stream.write(`${JSON.stringify({ event: 'progress', bytes: this.done.bytes, totalBytes: this.total.bytes, blobs: this.done.blobs, totalBlobs: this.total.blobs })}\n`));
+      this.track(e);
+      if (e.type === 'blob-progress') return; // aggregated into the periodic progress events
+      this.emitJson(jsonEvent(e));
+      if (e.type === 'blob-done' || e.type === 'blob-mounted' || e.type === 'blob-skip') this.active.delete(e.descriptor.digest);
+      if (e.type === 'plan') this.startTimer(() => this.emitJson({ event: 'progress', bytes: this.done.bytes, totalBytes: this.total.bytes, blobs: this.done.blobs, totalBlobs: this.total.blobs, active: [...this.active.entries()].map(([digest, a]) => ({ digest, bytes: a.bytes, size: a.size })) }));
       this.count(e);
       return;
     }
@@ -94,6 +96,24 @@ export class StatusReporter {
     }
   };
 
+  /** --progress json: the blobs in flight and the bytes each has moved so far. */
+  private readonly active = new Map<string, { bytes: number; size: number }>();
+
+  private track(e: CopyEvent): void {
+    if (e.type === 'blob-start') this.active.set(e.descriptor.digest, { bytes: 0, size: e.descriptor.size });
+    if (e.type === 'blob-progress') {
+      this.done.bytes += e.delta;
+      const a = this.active.get(e.descriptor.digest);
+      if (a) a.bytes += e.delta;
+    }
+  }
+
+  /** One NDJSON event, stamped with `ts` (milliseconds since the Unix epoch). */
+  private emitJson(ev: Record<string, unknown>): void {
+    const { event, ...rest } = ev;
+    this.o.stream.write(`${JSON.stringify({ event, ts: Date.now(), ...rest })}\n`);
+  }
+
   private count(e: CopyEvent): void {
     if (e.type === 'plan') this.total = { blobs: e.blobs, bytes: e.bytes };
     if (e.type === 'blob-done') this.done.blobs++;
@@ -107,7 +127,14 @@ export class StatusReporter {
   private async startSpinner(): Promise<void> {
     const { default: ora } = await import('ora');
     if (this.stopped) return;
-    this.spinner = ora({ text: this.summary(), stream: withKnownWidth(this.o.stream), discardStdin: false }).start();
+    // ora colours its frames with its own chalk, which ignores NO_COLOR and sees no colour under
+    // any CI: the frames come coloured by ours. And ora turns itself off when CI is set at all
+    // (is-interactive), CI=false too: whether this is a terminal was decided already (runtime.ts).
+    const frames = DOTS.map((f) => this.o.colors.cyan(f));
+    this.spinner = ora({
+      text: this.summary(), stream: withKnownWidth(this.o.stream), discardStdin: false,
+      spinner: { interval: 80, frames }, color: false, isEnabled: (this.o.stream as { isTTY?: boolean }).isTTY === true,
+    }).start();
   }
 
   private stopped = false;
@@ -124,25 +151,31 @@ export class StatusReporter {
     this.timer = undefined;
     if (this.spinner) {
       if (ok) this.spinner.stop();
-      else this.spinner.fail(this.summary());
+      // Not spinner.fail(): its red ✖ comes from log-symbols, which colours by its own rules.
+      else this.spinner.stopAndPersist({ symbol: this.o.colors.red('✖'), text: this.summary() });
       this.spinner = undefined;
     }
   }
 }
 
-function jsonEvent(e: CopyEvent): Record<string, unknown> {
+/**
+ * The NDJSON form of an event (docs/json.md, "Progress events"). Blob events carry the blob's
+ * `digest`, `size` and `bytes` (bytes of it moved so far: 0 at the start and for skipped and
+ * mounted blobs, `size` when done); the periodic `progress` event lists the blobs in flight.
+ */
+export function jsonEvent(e: CopyEvent): Record<string, unknown> {
   switch (e.type) {
     case 'resolved':
       return { event: 'resolved', digest: e.descriptor.digest, mediaType: e.descriptor.mediaType, kind: e.kind, ...(e.platform ? { platform: formatPlatform(e.platform) } : {}) };
     case 'plan':
       return { event: 'plan', blobs: e.blobs, bytes: e.bytes, manifests: e.manifests };
     case 'blob-mounted':
-      return { event: 'blob-mounted', digest: e.descriptor.digest, size: e.descriptor.size, from: e.from };
+      return { event: 'blob-mounted', digest: e.descriptor.digest, size: e.descriptor.size, bytes: 0, from: e.from };
     case 'blob-skip':
     case 'blob-start':
-      return { event: e.type, digest: e.descriptor.digest, size: e.descriptor.size };
+      return { event: e.type, digest: e.descriptor.digest, size: e.descriptor.size, bytes: 0 };
     case 'blob-done':
-      return { event: 'blob-done', digest: e.descriptor.digest, size: e.descriptor.size, ms: Math.round(e.ms) };
+      return { event: 'blob-done', digest: e.descriptor.digest, size: e.descriptor.size, bytes: e.descriptor.size, ms: Math.round(e.ms) };
     case 'manifest-done':
       return { event: 'manifest-done', digest: e.descriptor.digest, mediaType: e.descriptor.mediaType };
     case 'committed':

@@ -124,7 +124,7 @@ describe('DockerArchiveSource: classic docker save', () => {
     expect((await collect(await src.fetchBlob(m.layers[1]!))).equals(img.layers[1]!)).toBe(true);
     expect((await collect(await src.fetchBlob(m.layers[0]!, { offset: 1000 }))).equals(img.layers[0]!.subarray(1000))).toBe(true);
     expect((await collect(await src.fetchBlob(m.config))).equals(img.config)).toBe(true);
-    await expect(src.fetchBlob({ mediaType: LAYER_TAR, digest: sha256('nope') as `sha256:${string}`, size: 4 })).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(src.fetchBlob({ mediaType: LAYER_TAR, digest: sha256('nope') as `sha256:${string}`, size: 4 })).rejects.toMatchObject({ code: 'E_BAD_ARCHIVE', exitCode: 2 });
     expect(await src.listTags()).toEqual(['example.com/classic:v1']);
     await src.close();
   });
@@ -191,7 +191,7 @@ describe('DockerArchiveSource: selection among several images', () => {
   it('by @index', async () => {
     expect(await configOf(new DockerArchiveSource(path, { index: 2 }))).toBe(sha256(c.config));
     expect(new DockerArchiveSource(path, { index: 2 }).description).toBe(`docker-archive:${path}:@2`);
-    await expect(new DockerArchiveSource(path, { index: 3 }).resolve()).rejects.toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringMatching(/@3/) });
+    await expect(new DockerArchiveSource(path, { index: 3 }).resolve()).rejects.toMatchObject({ code: 'E_LOCAL_NOT_FOUND', exitCode: 2, message: expect.stringMatching(/@3/) });
   });
 
   it('without a selector: E_BAD_REFERENCE listing RepoTags and @N', async () => {
@@ -200,8 +200,8 @@ describe('DockerArchiveSource: selection among several images', () => {
     expect((err as { hint: string }).hint).toBe('available: docker.io/library/alpine:3, alpine:latest, ghcr.io/o/app:1.0, @2');
   });
 
-  it('an unknown tag is E_NOT_FOUND listing what it holds; digests are refused', async () => {
-    await expect(new DockerArchiveSource(path, { ref: parseReference('alpine:4') }).resolve()).rejects.toMatchObject({ code: 'E_NOT_FOUND', hint: expect.stringContaining('ghcr.io/o/app:1.0') });
+  it('an unknown tag is E_LOCAL_NOT_FOUND (exit 2) listing what it holds; digests are refused', async () => {
+    await expect(new DockerArchiveSource(path, { ref: parseReference('alpine:4') }).resolve()).rejects.toMatchObject({ code: 'E_LOCAL_NOT_FOUND', exitCode: 2, hint: expect.stringContaining('ghcr.io/o/app:1.0') });
     await expect(new DockerArchiveSource(path, { ref: parseReference(`alpine@${sha256('x')}`) }).resolve()).rejects.toMatchObject({ code: 'E_BAD_REFERENCE' });
   });
 
@@ -395,9 +395,9 @@ describe('OciArchiveSource', () => {
     expect((await new OciLayoutSource(dir, 't').resolve()).digest).toBe(v1.digest);
   });
 
-  it('without a tag: exactly one image, else E_BAD_REFERENCE listing the tags; unknown tag → E_NOT_FOUND', async () => {
+  it('without a tag: exactly one image, else E_BAD_REFERENCE listing the tags; unknown tag → E_LOCAL_NOT_FOUND', async () => {
     await expect(new OciArchiveSource(path).resolve()).rejects.toMatchObject({ code: 'E_BAD_REFERENCE', hint: 'available: v1, multi' });
-    await expect(new OciArchiveSource(path, 'v9').resolve()).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(new OciArchiveSource(path, 'v9').resolve()).rejects.toMatchObject({ code: 'E_LOCAL_NOT_FOUND', exitCode: 2 });
     const one = join(tmp.path, 'oci-one');
     const img = await makeOciLayout(one, { tag: 'only', seed: 'one' });
     const gz = write(gzipSync(await tarDir(one)), 'one.tar.gz');

@@ -68,7 +68,7 @@ describe('TarIndex: names and offsets', () => {
     expect((await collect(await t.stream('x', 2999))).equals(data.subarray(2999))).toBe(true);
     expect((await collect(t.open('x', 3000))).length).toBe(0);
     expect(() => t.open('x', 3001)).toThrow(/offset 3001/);
-    expect(() => t.open('nope')).toThrow(expect.objectContaining({ code: 'E_NOT_FOUND' }));
+    expect(() => t.open('nope')).toThrow(expect.objectContaining({ code: 'E_BAD_ARCHIVE' }));
     expect((await t.peek('x', 4)).equals(data.subarray(0, 4))).toBe(true);
   });
 
@@ -248,8 +248,8 @@ describe('TarIndex: malformed archives', () => {
     await expect(index(raw)).rejects.toMatchObject({ code: 'E_BAD_ARCHIVE' });
   });
 
-  it('a missing archive is E_IO (a local problem, never exit 4); a directory is E_BAD_ARCHIVE', async () => {
-    await expect(TarIndex.open(join(tmp.path, 'nope.tar'))).rejects.toMatchObject({ code: 'E_IO', message: expect.stringContaining('no such file') });
+  it('a missing archive is E_NO_SUCH_FILE (exit 8, never the registry\'s 4); a directory is E_BAD_ARCHIVE', async () => {
+    await expect(TarIndex.open(join(tmp.path, 'nope.tar'))).rejects.toMatchObject({ code: 'E_NO_SUCH_FILE', exitCode: 8 });
     await expect(TarIndex.open(tmp.path)).rejects.toMatchObject({ code: 'E_BAD_ARCHIVE' });
   });
 });

@@ -447,11 +447,11 @@ describe('archive writer safety', () => {
     await dst.close();
   });
 
-  it('a missing parent directory is E_IO (a local problem, never exit 4) naming it', async () => {
+  it('a missing parent directory is E_NO_SUCH_FILE (exit 8) naming it', async () => {
     const { plan } = one();
     const dst = new OciArchiveDestination(join(dir, 'nope', 'o.tar'));
     const e = await rejectionOf(dst.prepare(plan));
-    expect(e.code).toBe('E_IO');
+    expect(e).toMatchObject({ code: 'E_NO_SUCH_FILE', exitCode: 8 });
     expect(e.message).toContain(join(dir, 'nope'));
     await dst.close();
   });

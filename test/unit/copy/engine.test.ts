@@ -147,8 +147,8 @@ const ARM64 = { os: 'linux', architecture: 'arm64', variant: 'v8' };
 const ARMV7 = { os: 'linux', architecture: 'arm', variant: 'v7' };
 const plan = (p: Partial<CopyPlan> = {}): CopyPlan => ({ platforms: [AMD64], jobs: 4, ...p });
 
-function threePlatformSource() {
-  const src = new MemSource('mem:multi');
+function threePlatformSource(origin?: SourceOrigin) {
+  const src = new MemSource('mem:multi', undefined, origin);
   const kids = [AMD64, ARM64, ARMV7].map((p, i) => src.image([bytesOf(`l${i}a`, 3000 + i), bytesOf(`l${i}b`, 5000 + i)], p));
   const idx = src.index(kids);
   src.root = idx.descriptor;
@@ -182,7 +182,7 @@ describe('platform selection', () => {
   });
 
   it('no platform match → E_NOT_FOUND listing the available platforms; nothing written; close() called', async () => {
-    const { src } = threePlatformSource();
+    const { src } = threePlatformSource({ registry: 'reg.example', repository: 'multi' });
     const dst = new RecordingDest();
     const e = await rejection(copyImage(src, dst, plan({ platforms: [{ os: 'linux', architecture: 'ppc64le' }] })));
     expect(e.code).toBe('E_NOT_FOUND');
@@ -413,7 +413,7 @@ describe('failures', () => {
 
 describe('destination capabilities and explicit platforms', () => {
   it('--platform on a single-platform image of another platform → E_NOT_FOUND naming what it is; nothing fetched but the config', async () => {
-    const src = new MemSource('mem:amd64-only');
+    const src = new MemSource('mem:amd64-only', undefined, { registry: 'reg.example', repository: 'app' });
     const img = src.image([bytesOf('one', 500)], AMD64);
     src.root = img.descriptor;
     const dst = new RecordingDest();
@@ -424,6 +424,16 @@ describe('destination capabilities and explicit platforms', () => {
     expect(e.message).toContain('the image is linux/amd64');
     expect(dst.calls).toEqual(['close']);
     expect(src.blobFetches).toHaveLength(1); // the config only
+  });
+
+  it('exit 4 is the registry\'s: a local source (no registry origin) without the platform is E_LOCAL_NOT_FOUND (exit 2), index or single image', async () => {
+    const { src } = threePlatformSource();
+    const e1 = await rejection(copyImage(src, new RecordingDest(), plan({ platforms: [{ os: 'linux', architecture: 'ppc64le' }] })));
+    expect(e1).toMatchObject({ code: 'E_LOCAL_NOT_FOUND', exitCode: 2 });
+    const single = new MemSource('oci:/x:v1');
+    single.root = single.image([bytesOf('one', 500)], AMD64).descriptor;
+    const e2 = await rejection(copyImage(single, new RecordingDest(), plan({ platforms: [ARM64], requirePlatform: true })));
+    expect(e2).toMatchObject({ code: 'E_LOCAL_NOT_FOUND', exitCode: 2 });
   });
 
   it('the same image with the matching --platform, or with the host default (no requirePlatform), copies', async () => {

@@ -223,10 +223,10 @@ describe('OciLayoutSource', () => {
     return { dir, v1, v2 };
   }
 
-  it('an unknown tag → E_NOT_FOUND listing the available tags', async () => {
+  it('an unknown tag → E_LOCAL_NOT_FOUND (exit 2, not the registry\'s 4) listing the available tags', async () => {
     const { dir } = await twoTagLayout();
     const e = await rejection(new OciLayoutSource(dir, 'v3').resolve());
-    expect(e.code).toBe('E_NOT_FOUND');
+    expect(e).toMatchObject({ code: 'E_LOCAL_NOT_FOUND', exitCode: 2 });
     expect(e.message).toContain('no image tagged "v3"');
     expect(e.hint).toBe('available: v1, v2');
   });
@@ -246,9 +246,10 @@ describe('OciLayoutSource', () => {
     expect(await new OciLayoutSource(dir).listTags()).toEqual(['v1', 'v2']);
   });
 
-  it('not a layout → E_NOT_FOUND; an empty layout → "holds no images"', async () => {
+  it('not a layout → E_BAD_ARCHIVE (exit 2); a directory that does not exist → E_NO_SUCH_FILE (exit 8); an empty layout → "holds no images"', async () => {
     const dir = tempDir();
-    expect((await rejection(new OciLayoutSource(dir, 'x').resolve())).code).toBe('E_NOT_FOUND');
+    expect(await rejection(new OciLayoutSource(dir, 'x').resolve())).toMatchObject({ code: 'E_BAD_ARCHIVE', exitCode: 2, message: expect.stringContaining('not an OCI layout') });
+    expect(await rejection(new OciLayoutSource(join(dir, 'nope'), 'x').resolve())).toMatchObject({ code: 'E_NO_SUCH_FILE', exitCode: 8, message: `no such file or directory: ${join(dir, 'nope')}` });
     writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [] }));
     const e = await rejection(new OciLayoutSource(dir).resolve());
     expect(e.code).toBe('E_BAD_REFERENCE');
