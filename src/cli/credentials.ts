@@ -65,7 +65,7 @@ async function tryLocation(f: () => Location | Promise<Location>): Promise<Locat
 }
 
 /** The scope of a parsed commander command (its action's positional arguments and options). */
-export async function commandScope(cmd: Command): Promise<CommandScope> {
+export async function commandScope(cmd: Command, debug?: (line: string) => void): Promise<CommandScope> {
   const name = cmd.name();
   const args = cmd.processedArgs as unknown[];
   const str = (i: number): string => String(args[i] ?? '');
@@ -73,7 +73,7 @@ export async function commandScope(cmd: Command): Promise<CommandScope> {
   switch (name) {
     case 'copy':
     case 'push': // push reads a local image only (a registry source is its own usage error)
-      return { command: name, twoSided: true, source: await tryLocation(() => resolveLocalLocation(str(0))), destination: await tryLocation(docker(str(1))) };
+      return { command: name, twoSided: true, source: await tryLocation(() => resolveLocalLocation(str(0), debug ? { debug } : {})), destination: await tryLocation(docker(str(1))) };
     case 'pull': {
       const all = Array.isArray(args[0]) ? (args[0] as string[]) : [];
       const hasOutput = (cmd.opts() as { output?: string }).output !== undefined;

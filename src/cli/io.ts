@@ -4,6 +4,9 @@ export interface CliIO {
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stdin: NodeJS.ReadableStream;
   env: NodeJS.ProcessEnv;
+  /** Set by a command whose data goes to stdout (an archive streamed with `-o -`): stdout then
+   * carries nothing else, not even a `--json` error document. */
+  stdoutIsData?: boolean;
 }
 
 export function processIO(): CliIO {

@@ -43,7 +43,7 @@ export async function run(argv: string[], io: CliIO = processIO(), installSignal
       const status = signalled === 'SIGTERM' ? 143 : EXIT.interrupted;
       const msg = `interrupted by ${signalled ?? 'signal'}; partial output removed`;
       io.stderr.write(`ferry: ${msg}\n`);
-      if (json) writeJson(io, errorJson(command, new FerryError('E_INTERRUPTED', msg), status));
+      if (json && !io.stdoutIsData) writeJson(io, errorJson(command, new FerryError('E_INTERRUPTED', msg), status));
       return status;
     }
     if (e instanceof CommanderError) {
@@ -79,7 +79,7 @@ function writeJson(io: CliIO, v: unknown): void {
 /** The one-line message (and hint) on stderr; with --json (`command` given) the error document. */
 function report(e: unknown, io: CliIO, debug: boolean, command?: CommandName | null): number {
   const err = isFerryError(e) ? e : new FerryError('E_INTERNAL', `unexpected error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
-  if (command !== undefined) writeJson(io, errorJson(command, err));
+  if (command !== undefined && !io.stdoutIsData) writeJson(io, errorJson(command, err));
   io.stderr.write(`ferry: ${redactText(err.message)}\n`);
   if (err.hint) io.stderr.write(`  hint: ${err.hint}\n`);
   if (err.code === 'E_INTERNAL' && !debug) io.stderr.write('  (this is a bug in ferry; rerun with --debug for a stack trace)\n');

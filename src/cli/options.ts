@@ -72,12 +72,14 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
  * logging). `scope` says which registries the command touches (default: from `cmd`).
  */
 export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSignal, warn: (m: string) => void, scope: CommandScope | Command): Promise<OpContext> {
-  const sc = typeof scope.command === 'string' ? (scope as CommandScope) : await commandScope(scope as Command);
+  const debug = g.debug ? (line: string) => void io.stderr.write(`debug: ${line}\n`) : undefined;
+  // Sniffing a push/copy source may spool a pipe (once per process): --debug says so here.
+  const sc = typeof scope.command === 'string' ? (scope as CommandScope) : await commandScope(scope as Command, debug);
   const bound = await bindCredentials(g, sc, async () => (await readAll(io.stdin)).replace(/\r?\n$/, ''));
   const ctx: OpContext = { tlsVerify: g.tlsVerify, env: io.env, signal, warn };
   if (bound.credentials.length) ctx.credentials = bound.credentials;
   if (bound.authfiles.source || bound.authfiles.destination) ctx.authfiles = bound.authfiles;
   if (g.plainHttp) ctx.plainHttp = true;
-  if (g.debug) ctx.debug = (line) => io.stderr.write(`debug: ${line}\n`);
+  if (debug) ctx.debug = debug;
   return ctx;
 }

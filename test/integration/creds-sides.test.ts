@@ -15,8 +15,8 @@ import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { inspectDigest, pushWithSkopeo } from '../helpers/skopeo.js';
 import type { TokenRequestRecord } from '../helpers/token-server.js';
-import { accessLines, logMark, logSince, type CopyDoc } from './push-support.js';
-import { expectFailure, ferryJson } from './support.js';
+import { accessLines, logMark, logSince } from './push-support.js';
+import { expectFailure, ferryImage, ferryJson, oneImage, type TransferDoc } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo') && requireBinary('openssl') && requireBinary('perl');
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -70,7 +70,7 @@ describe.skipIf(!has)('per-side credentials across two real registries', () => {
   it('copy --src-creds bob --dest-creds alice: the source never sees alice, the destination never sees bob', async () => {
     const tMark = tok.tokenServer!.requests.length;
     const hMark = logMark(ht);
-    const doc = await ferryJson<CopyDoc>(['copy', '-q', '--src-creds', BOB, '--dest-creds', ALICE_HT, `${tok.host}/private/src:v1`, `${ht.host}/team/copied:v1`], { env });
+    const doc = await ferryImage(['copy', '-q', '--src-creds', BOB, '--dest-creds', ALICE_HT, `${tok.host}/private/src:v1`, `${ht.host}/team/copied:v1`], { env });
     expect(doc).toMatchObject({ digest: image.digest, changes: [] });
     expect(doc.blobs).toMatchObject({ total: 3, transferred: 3 });
 
@@ -118,7 +118,7 @@ describe.skipIf(!has)('per-side credentials across two real registries', () => {
     const tMark = tok.tokenServer!.requests.length;
     const r = await runCli(['--debug', 'copy', '-q', '--json', '--src-creds', BOB, '--dest-creds', ALICE_TOK, `${tok.host}/private/src:v1`, `${tok.host}/private/dst:v1`]);
     expect(r.code, r.stderr).toBe(0);
-    const doc = JSON.parse(r.stdout) as CopyDoc;
+    const doc = oneImage(JSON.parse(r.stdout) as TransferDoc);
     expect(doc).toMatchObject({ digest: image.digest });
     expect(r.stderr).toContain(`credentials for ${tok.host} (source): basic (command line (--src-creds))`);
     expect(r.stderr).toContain(`credentials for ${tok.host} (destination): basic (command line (--dest-creds))`);
@@ -138,7 +138,7 @@ describe.skipIf(!has)('per-side credentials across two real registries', () => {
 
   it('--creds on a same-registry copy is one host: both sides use it', async () => {
     const tMark = tok.tokenServer!.requests.length;
-    const doc = await ferryJson<CopyDoc>(['copy', '-q', '--creds', ALICE_TOK, `${tok.host}/private/src:v1`, `${tok.host}/private/same:v1`]);
+    const doc = await ferryImage(['copy', '-q', '--creds', ALICE_TOK, `${tok.host}/private/src:v1`, `${tok.host}/private/same:v1`]);
     expect(doc.digest).toBe(image.digest);
     expect(new Set(tokenSince(tMark).map((q) => q.attemptedUser))).toEqual(new Set(['alice']));
   });
@@ -147,7 +147,7 @@ describe.skipIf(!has)('per-side credentials across two real registries', () => {
     const authfile = file('config.json', { auths: { [tok.host]: { auth: b64(BOB) }, [`https://${ht.host}`]: { auth: b64(ALICE_HT) } } });
     const tMark = tok.tokenServer!.requests.length;
     const hMark = logMark(ht);
-    const doc = await ferryJson<CopyDoc>(['copy', '-q', '--authfile', authfile, `${tok.host}/private/src:v1`, `${ht.host}/team/from-authfile:v1`], { env });
+    const doc = await ferryImage(['copy', '-q', '--authfile', authfile, `${tok.host}/private/src:v1`, `${ht.host}/team/from-authfile:v1`], { env });
     expect(doc.digest).toBe(image.digest);
     expect(tokenSince(tMark).map((q) => q.attemptedUser)).not.toContain('alice');
     expect(tokenSince(tMark).some((q) => q.user === 'bob')).toBe(true);
@@ -176,7 +176,7 @@ describe.skipIf(!has)('per-side credentials across two real registries', () => {
       data: { '.dockerconfigjson': b64(JSON.stringify({ auths: { [ht.host]: { username: 'alice', password: ht.users.alice } } })) },
     });
     const tMark = tok.tokenServer!.requests.length;
-    const doc = await ferryJson<CopyDoc>(['copy', '-q', '--src-authfile', podman, '--dest-authfile', secret, `${tok.host}/private/src:v1`, `${ht.host}/team/from-k8s:v1`], { env });
+    const doc = await ferryImage(['copy', '-q', '--src-authfile', podman, '--dest-authfile', secret, `${tok.host}/private/src:v1`, `${ht.host}/team/from-k8s:v1`], { env });
     expect(doc.digest).toBe(image.digest);
     expect(new Set(tokenSince(tMark).map((q) => q.attemptedUser))).toEqual(new Set(['bob'])); // the namespaced key won
   });

@@ -13,7 +13,7 @@ import { loopbackAlias, relayTo, startProxy, type TestProxy } from '../helpers/p
 import { freePort, startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { pushWithSkopeo } from '../helpers/skopeo.js';
-import { expectBlobs, expectFailure, ferryJson, ferryOk } from './support.js';
+import { expectBlobs, expectFailure, ferryImage, ferryJson, ferryOk } from './support.js';
 
 const has = requireBinary('tinyproxy') && requireBinary('docker-registry') && requireBinary('skopeo') && requireBinary('openssl') && requireBinary('perl');
 const loopback = has ? await loopbackAlias() : undefined;
@@ -69,7 +69,7 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
     const before = proxy.requests().length;
     const dir = out();
     const insp = await ferryJson<{ digest: string }>(['inspect', '--creds', ALICE, tlsRef], { env });
-    const pull = await ferryJson<{ digest: string }>(['pull', '-q', '--creds', ALICE, tlsRef, `oci:${dir}`], { env });
+    const pull = await ferryImage(['pull', '-q', '--creds', ALICE, tlsRef, `oci:${dir}`], { env });
     expect(insp.digest).toBe(image.digest);
     expect(pull.digest).toBe(image.digest);
     expectBlobs(dir, image.manifests[0]!.layerDigests);
@@ -81,7 +81,7 @@ describe.skipIf(!has || !alias)('through tinyproxy', () => {
   it('http registry (--plain-http): requests are forwarded to the proxy as absolute URLs', async () => {
     const before = proxy.requests().length;
     const dir = out();
-    const pull = await ferryJson<{ digest: string }>(['pull', '-q', '--plain-http', openRef, `oci:${dir}`], { env });
+    const pull = await ferryImage(['pull', '-q', '--plain-http', openRef, `oci:${dir}`], { env });
     expect(pull.digest).toBe(image.digest);
     const seen = proxy.requests().slice(before);
     expect(seen).toContain(`HEAD http://${alias}:${portOf(open)}/v2/team/app/manifests/v1 HTTP/1.1`);

@@ -31,6 +31,7 @@ function addCopyOptions(cmd: Command): Command {
 async function runCopy(rt: Runtime, label: 'copy' | 'push', op: typeof copy, src: string, dst: string, f: CopyFlags): Promise<void> {
   // An archive streamed to stdout owns it: no --json, the summary goes to stderr.
   const toStdout = await writesToStdout(dst);
+  if (toStdout) rt.io.stdoutIsData = true;
   if (toStdout && rt.g.json) throw jsonWithStdoutError();
   const status = rt.status(label);
   let ok = false;

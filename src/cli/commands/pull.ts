@@ -61,7 +61,8 @@ symlink: the file it points to is replaced, the link stays).`)
       // The archive owns stdout: the summary goes to stderr, and --json (a second document on the
       // same stream) is refused.
       const toStdout = await writesToStdout(destination);
-      if (toStdout && rt.g.json) throw jsonWithStdoutError();
+      if (toStdout) io.stdoutIsData = true;
+  if (toStdout && rt.g.json) throw jsonWithStdoutError();
       const status = rt.status('pull');
       const tally = new BlobTally();
       let ok = false;
