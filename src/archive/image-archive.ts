@@ -6,12 +6,11 @@
  * Both formats are one uncompressed tar of regular files and directories (protocol.md §6.4):
  *   blobs/  blobs/sha256/  oci-layout  blobs/sha256/<hex>…  index.json  [manifest.json  repositories]
  * oci-archive is an OCI image layout: one index.json descriptor per image, carrying
- * `org.opencontainers.image.ref.name` = names.refName and `io.containerd.image.name` =
- * names.repoTag (the full reference). ops' namesFor makes refName the full reference too unless
- * the destination names a tag, as `podman save` does: podman load names the image from ref.name
- * (a bare tag would become `localhost/<tag>:latest`), ctr import from io.containerd.image.name.
- * docker-archive is the Docker ≥25 hybrid: the same layout (ref.name = the tag, as docker save
- * writes it) plus docker's manifest.json pointing at the blob files, so docker
+ * `org.opencontainers.image.ref.name` = names.refName (the tag, what skopeo selects by) and
+ * `io.containerd.image.name` = names.repoTag (the full reference), as docker save ≥ 25 and
+ * containerd write them: ctr import and podman load (≥ 4) name the image by the full reference
+ * (with the tag alone podman made it `localhost/<tag>:latest`). docker-archive is the Docker ≥25
+ * hybrid: the same layout plus docker's manifest.json pointing at the blob files, so docker
  * load, podman/skopeo (containers/image) and Apptainer (which takes the OCI path when it sees
  * regular files named exactly `oci-layout` and `index.json`) all read it. Layers stay as pulled.
  */

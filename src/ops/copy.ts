@@ -90,10 +90,10 @@ function namesFor(src: Location, dst: Location, extraTags: string[]): ImageNames
     }
     case 'oci':
     case 'oci-archive': {
+      // ref.name is the tag (what skopeo's `oci:DIR:TAG` selects); the full reference goes beside
+      // it as io.containerd.image.name, which ctr import and podman load name the image by.
       const full = dst.tag !== undefined ? fullReference(dst.tag, srcRef) : srcFull?.toString();
-      // oci: ref.name is the tag (what `oci:DIR:TAG` selects); an oci-archive not given a tag
-      // is named by the full reference, so podman load names it fully.
-      const refName = dst.tag ?? (dst.transport === 'oci-archive' ? full ?? srcTag : srcFull?.tag ?? srcTag);
+      const refName = dst.tag ?? srcFull?.tag ?? srcTag;
       return { ...(refName ? { refName } : {}), ...(full ? { repoTag: full } : {}) };
     }
     case 'docker-archive': {

@@ -84,8 +84,8 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
  * What each image is called at the destination. One image: the destination's own name if it
  * gives one, else the source tag. Several images: each keeps its reference (the familiar form,
  * e.g. `alpine:3.20`), so names never collide. Every local format also records the full
- * reference (repoTag → io.containerd.image.name); an oci-archive not given a tag uses it as
- * ref name too, so podman load names the image fully (layout-names.ts).
+ * reference (repoTag → io.containerd.image.name), which ctr import and podman load name the
+ * image by (layout-names.ts).
  */
 function namesFor(ref: ImageReference, dst: Location, many: boolean): ImageNames {
   const tagged = ref.tag ? ref.withTag(ref.tag) : undefined;
@@ -102,7 +102,7 @@ function namesFor(ref: ImageReference, dst: Location, many: boolean): ImageNames
   const own = many ? undefined : dst.tag;
   const full = own !== undefined ? fullReference(own, ref) : tagged?.toString();
   if (full) names.repoTag = full;
-  const refName = own ?? (dst.transport === 'oci-archive' ? full : undefined) ?? (many ? (tagged ?? ref).familiar() : ref.tag);
+  const refName = own ?? (many ? (tagged ?? ref).familiar() : ref.tag);
   if (refName) names.refName = refName;
   return names;
 }

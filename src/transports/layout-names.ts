@@ -3,12 +3,11 @@
  * selector (`oci:DIR:SEL`, `oci-archive:FILE:SEL`) picks.
  *
  * An index.json descriptor may carry two names (protocol.md §6.1–6.2):
- * - `org.opencontainers.image.ref.name` — skopeo/containers/image select by it exactly; podman
- *   load names the loaded image from it (a plain tag `v1` becomes `localhost/v1:latest`, a full
- *   reference is kept as is); docker save ≥ 25 and containerd write the tag only, podman save
- *   writes the full reference;
- * - `io.containerd.image.name` — the full reference; ctr import and docker (containerd store)
- *   name the image from it.
+ * - `org.opencontainers.image.ref.name` — skopeo/containers/image select by it exactly; docker
+ *   save ≥ 25, containerd and ferry write the tag, podman save writes the full reference;
+ * - `io.containerd.image.name` — the full reference; ctr import, docker (containerd store) and
+ *   podman load (libimage nameFromAnnotations, podman ≥ 4) name the image from it; without it
+ *   podman falls back to ref.name (a bare tag `v1` becomes `localhost/v1:latest`).
  *
  * A selector matches an entry when it equals either name, names the same reference in another
  * spelling (`alpine:3.20` = `docker.io/library/alpine:3.20`), is a plain tag equal to either

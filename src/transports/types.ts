@@ -24,8 +24,8 @@ export interface ImageSource {
 
 /** What to record for an image at a destination. */
 export interface ImageNames {
-  /** OCI layout ref name (`org.opencontainers.image.ref.name`): the tag in `oci:` layouts and
-   * docker-archives, the full reference in oci-archives unless the destination names a tag. */
+  /** OCI layout ref name (`org.opencontainers.image.ref.name`), usually the tag (what
+   * `oci:DIR:TAG` selects in skopeo). */
   refName?: string;
   /** Full reference, e.g. `docker.io/library/alpine:3.20`: `io.containerd.image.name` in every
    * local format, and docker-archive `RepoTags` (familiar form). */

@@ -26,6 +26,7 @@ import { delimiter, join } from 'node:path';
 const DEBIAN_PACKAGE: Record<string, string> = {
   'docker-registry': 'docker-registry',
   skopeo: 'skopeo',
+  podman: 'podman',
   umoci: 'umoci',
   openssl: 'openssl',
   perl: 'perl-base',
