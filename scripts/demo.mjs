@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // ferry demo, fully offline: starts a local registry (the real CNCF `docker-registry` binary when
 // installed, else ferry's in-process registry), seeds a generated two-platform image over the
-// distribution API, then runs ferry's tags, inspect and pull against it and checks the result.
+// distribution API, then ferries it through every main job — tags, inspect, pull into each local
+// format (oci, oci-archive, docker-archive), push, copy (blobs mounted within the registry), tag
+// and delete — and checks every step against the registry or the files written (digests, names).
+// Exit status 0 only when every check passed. test/integration/demo.test.ts runs it.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -95,47 +98,110 @@ async function push(host, repo, tag) {
 }
 
 // Asynchronous on purpose: the in-process registry lives in this process's event loop.
-function ferry(args) {
+function ferry(args, { show = true } = {}) {
   process.stdout.write(`\n$ ferry ${args.join(' ')}\n`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ferryBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { out += d; process.stdout.write(d); });
+    child.stdout.setEncoding('utf8').on('data', (d) => { out += d; if (show) process.stdout.write(d); });
     child.on('error', reject).on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`ferry ${args[0]} exited ${code}`))));
   });
 }
 
+const checks = [];
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+  checks.push(what);
+  process.stdout.write(`  \x1b[32m✓\x1b[0m ${what}\n`);
+}
+const short = (d) => d.slice(0, 19);
+
+/** Docker-Content-Digest of host/repo:ref (HEAD), or the HTTP status when there is none. */
+async function registryDigest(host, repo, ref) {
+  const accept = ['application/vnd.oci.image.index.v1+json', 'application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json'].join(', ');
+  const r = await fetch(`http://${host}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept } });
+  return r.ok ? r.headers.get('docker-content-digest') : r.status;
+}
+async function registryTags(host, repo) {
+  const r = await fetch(`http://${host}/v2/${repo}/tags/list`);
+  return r.ok ? ((await r.json()).tags ?? []).sort() : [];
+}
+
+/** The files of an uncompressed tar (what ferry writes: regular files and directories). */
+function tarFiles(file) {
+  const buf = readFileSync(file);
+  const files = new Map();
+  for (let off = 0; off + 512 <= buf.length;) {
+    const h = buf.subarray(off, off + 512);
+    if (h.every((b) => b === 0)) break;
+    const name = h.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
+    const prefix = h.subarray(345, 500).toString('latin1').replace(/\0.*$/s, '');
+    const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+    const full = prefix ? `${prefix}/${name}` : name;
+    if (h[156] === 0x30 || h[156] === 0) files.set(full, buf.subarray(off + 512, off + 512 + size));
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  return files;
+}
+const REF = 'org.opencontainers.image.ref.name';
+const CTR = 'io.containerd.image.name';
+
 try {
+  const t0 = performance.now();
   const reg = await startRegistry();
   say(`registry: ${reg.kind} on ${reg.host}`);
   const repo = 'demo/hello';
   const seeded = await push(reg.host, repo, 'latest');
+  const [amd64, arm64] = seeded.children;
   process.stdout.write(`seeded ${reg.host}/${repo}:latest = ${seeded.index.digest} (linux/amd64 + linux/arm64)\n`);
   const image = `${reg.host}/${repo}`;
+  const opts = ['--progress', 'none'];
 
-  say('tag listing');
+  say('tags and inspect');
   await ferry(['tags', image]);
-
-  say('inspect: the index, then one platform');
   await ferry(['inspect', `${image}:latest`]);
-  const j = JSON.parse(await ferry(['inspect', '--json', '--platform', 'linux/arm64', `${image}:latest`]));
-  if (j.digest !== seeded.children[1].digest) throw new Error('inspect --platform picked the wrong manifest');
+  const j = JSON.parse(await ferry(['inspect', '--json', '--platform', 'linux/arm64', `${image}:latest`], { show: false }));
+  check(j.digest === arm64.digest, `inspect --platform linux/arm64 → the arm64 manifest ${short(arm64.digest)}`);
 
-  say('pull into an OCI layout (host platform), then all platforms');
+  say('pull into each local format');
   const layout = join(work, 'layout');
-  const pulled = JSON.parse(await ferry(['pull', '--json', '--progress', 'none', `${image}:latest`, `oci:${layout}:latest`]));
-  await ferry(['pull', '--all-platforms', '--progress', 'none', `${image}:1.0`, `oci:${layout}:all`]);
+  await ferry(['pull', ...opts, '--all-platforms', `${image}:latest`, `oci:${layout}`]);
   const idx = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
-  const byName = Object.fromEntries(idx.manifests.map((m) => [m.annotations['org.opencontainers.image.ref.name'], m.digest]));
-  if (byName.all !== seeded.index.digest || byName.latest !== pulled.digest) throw new Error('index.json does not hold the pulled digests');
+  check(idx.manifests.length === 1 && idx.manifests[0].digest === seeded.index.digest && idx.manifests[0].annotations[REF] === 'latest',
+    'oci layout index.json: the registry\'s index digest, tagged "latest"');
+  const ociTar = join(work, 'hello-oci.tar');
+  await ferry(['pull', ...opts, '--all-platforms', '--format', 'oci-archive', `${image}:latest`, '-o', ociTar]);
+  const ociIdx = JSON.parse(tarFiles(ociTar).get('index.json').toString('utf8')).manifests[0];
+  check(ociIdx.digest === seeded.index.digest && ociIdx.annotations[REF] === 'latest' && ociIdx.annotations[CTR] === `${image}:latest`,
+    'oci-archive: the index digest, tagged "latest" and named by its full reference (what podman load / ctr import call it)');
+  const dockerTar = join(work, 'hello-docker.tar');
+  await ferry(['pull', ...opts, '--platform', 'linux/amd64', `${image}:latest`, '-o', dockerTar]);
+  const files = tarFiles(dockerTar);
+  const item = JSON.parse(files.get('manifest.json').toString('utf8'))[0];
+  const amdManifest = JSON.parse(files.get(`blobs/sha256/${amd64.digest.slice(7)}`).toString('utf8'));
+  check(sha(files.get(`blobs/sha256/${amd64.digest.slice(7)}`)) === amd64.digest && item.Config === `blobs/sha256/${amdManifest.config.digest.slice(7)}`
+    && item.RepoTags[0] === `${image}:latest` && item.Layers.every((l) => sha(files.get(l)) === `sha256:${l.slice(13)}`),
+    'docker-archive: the amd64 manifest, config and every layer match their digests; RepoTags names the image');
 
-  say('inspect and list what landed on disk');
-  await ferry(['tags', `oci:${layout}`]);
-  await ferry(['inspect', `oci:${layout}:latest`]);
-  if (spawnSync('sh', ['-c', 'command -v umoci'], { stdio: 'ignore' }).status === 0) {
-    process.stdout.write(`\n$ umoci stat --image ${layout}:latest\n${execFileSync('umoci', ['stat', '--image', `${layout}:latest`], { encoding: 'utf8' })}`);
-  }
-  say(`demo OK: every manifest and blob verified (index ${seeded.index.digest})`);
+  say('push the oci-archive back under a new name');
+  await ferry(['push', ...opts, ociTar, `${reg.host}/demo/pushed:v1`]);
+  check((await registryDigest(reg.host, 'demo/pushed', 'v1')) === seeded.index.digest, `demo/pushed:v1 has the same index digest ${short(seeded.index.digest)}`);
+
+  say('copy within the registry: blobs are mounted, not uploaded');
+  const copied = JSON.parse(await ferry(['copy', ...opts, '--json', `${image}:latest`, `${reg.host}/demo/copy:latest`], { show: false }));
+  process.stdout.write(`copied ${copied.source} → ${copied.destination}\n  digest ${copied.digest}\n  ${copied.blobs.total} blobs: ${copied.blobs.mounted} mounted, ${copied.blobs.skipped} already there, ${copied.blobs.transferredBytes} bytes uploaded\n`);
+  check(copied.digest === seeded.index.digest && (await registryDigest(reg.host, 'demo/copy', 'latest')) === seeded.index.digest, 'demo/copy:latest has the same index digest');
+  check(copied.blobs.mounted > 0 && copied.blobs.transferredBytes === 0, `${copied.blobs.mounted} blobs mounted from ${repo}, 0 bytes uploaded`);
+
+  say('tag, then delete');
+  await ferry(['tag', `${reg.host}/demo/copy:latest`, 'v2', 'stable']);
+  check((await registryDigest(reg.host, 'demo/copy', 'v2')) === seeded.index.digest && (await registryTags(reg.host, 'demo/copy')).join(',') === 'latest,stable,v2',
+    'demo/copy tags: latest, stable, v2 — all the same digest');
+  await ferry(['delete', `${reg.host}/demo/copy:v2`]);
+  check((await registryDigest(reg.host, 'demo/copy', seeded.index.digest)) === 404, 'the manifest is gone from demo/copy (its tags with it)');
+  check((await registryDigest(reg.host, repo, 'latest')) === seeded.index.digest, `${repo}:latest is untouched`);
+
+  say(`demo OK: ${checks.length} checks passed, every manifest and blob verified, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 } catch (e) {
   process.stderr.write(`demo failed: ${e.message}\n`);
   process.exitCode = 1;

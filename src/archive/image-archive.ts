@@ -5,9 +5,12 @@
  *
  * Both formats are one uncompressed tar of regular files and directories (protocol.md §6.4):
  *   blobs/  blobs/sha256/  oci-layout  blobs/sha256/<hex>…  index.json  [manifest.json  repositories]
- * oci-archive is an OCI image layout (one index.json descriptor per image, ref.name annotation).
- * docker-archive is the Docker ≥25 hybrid: the same layout (descriptors also carry
- * io.containerd.image.name) plus docker's manifest.json pointing at the blob files, so docker
+ * oci-archive is an OCI image layout: one index.json descriptor per image, carrying
+ * `org.opencontainers.image.ref.name` = names.refName (the tag, what skopeo selects by) and
+ * `io.containerd.image.name` = names.repoTag (the full reference), as docker save ≥ 25 and
+ * containerd write them: ctr import and podman load (≥ 4) name the image by the full reference
+ * (with the tag alone podman made it `localhost/<tag>:latest`). docker-archive is the Docker ≥25
+ * hybrid: the same layout plus docker's manifest.json pointing at the blob files, so docker
  * load, podman/skopeo (containers/image) and Apptainer (which takes the OCI path when it sees
  * regular files named exactly `oci-layout` and `index.json`) all read it. Layers stay as pulled.
  */
@@ -110,7 +113,7 @@ export function planImageArchive(plan: TransferPlan, format: ImageArchiveFormat)
     const content = Buffer.from(JSON.stringify(v), 'utf8');
     return { kind: 'file', type: 'file', name, size: content.length, content };
   };
-  files.push(json('index.json', ociIndex(roots, format)));
+  files.push(json('index.json', ociIndex(roots)));
   if (format === 'docker-archive') {
     const { items, repositories } = dockerMetadata(roots, blobs);
     files.push(json('manifest.json', items));
@@ -153,12 +156,12 @@ function checkUniqueNames(roots: Root[], format: ImageArchiveFormat): void {
 }
 
 /** index.json: one descriptor per image and name (an identical repeat is written once). */
-function ociIndex(roots: Root[], format: ImageArchiveFormat) {
+function ociIndex(roots: Root[]) {
   const manifests: Descriptor[] = [];
   const seen = new Set<string>();
   for (const { root, names } of roots) {
     const annotations: Record<string, string> = {};
-    if (format === 'docker-archive' && names.repoTag) annotations[ANNOTATION_CONTAINERD_NAME] = names.repoTag;
+    if (names.repoTag) annotations[ANNOTATION_CONTAINERD_NAME] = names.repoTag;
     if (names.refName !== undefined) annotations[ANNOTATION_REF_NAME] = names.refName;
     const d: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
     if (Object.keys(annotations).length > 0) d.annotations = annotations;

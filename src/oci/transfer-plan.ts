@@ -2,10 +2,11 @@ import type { Descriptor } from './descriptor.js';
 
 /** What to record for an image at a destination. */
 export interface ImageNames {
-  /** OCI layout ref name (`org.opencontainers.image.ref.name`), usually the tag. */
+  /** OCI layout ref name (`org.opencontainers.image.ref.name`), usually the tag (what
+   * `oci:DIR:TAG` selects in skopeo). */
   refName?: string;
-  /** Full reference for docker-archive `RepoTags` / `io.containerd.image.name`, e.g.
-   * `docker.io/library/alpine:3.20`. */
+  /** Full reference, e.g. `docker.io/library/alpine:3.20`: `io.containerd.image.name` in every
+   * local format, and docker-archive `RepoTags` (familiar form). */
   repoTag?: string;
   /** Registry destinations: the tags to put the root manifest under (none = by digest only). */
   tags?: string[];

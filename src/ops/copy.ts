@@ -6,6 +6,7 @@ import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Platform } from '../oci/platform.js';
 import { formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
+import { fullReference, referenceOf } from '../transports/layout-names.js';
 import type { ImageNames, ImageSource } from '../transports/types.js';
 import { type OpContext, withSession } from './context.js';
 import { resolveLocalLocation } from './sniff.js';
@@ -78,10 +79,13 @@ export async function copy(source: string, destination: string, opts: CopyOption
   });
 }
 
-/** Names for the copied root at the destination: registry tags, layout ref names, RepoTags. */
+/** Names for the copied root at the destination: registry tags, layout ref names, RepoTags, and
+ * the full reference every local format records (io.containerd.image.name, layout-names.ts). */
 function namesFor(src: Location, dst: Location, extraTags: string[]): ImageNames {
   const srcTag = src.transport === 'docker' ? src.ref.tag : src.transport === 'docker-archive' ? src.ref?.tag : src.tag;
-  const srcRef = src.transport === 'docker' ? src.ref : src.transport === 'docker-archive' ? src.ref : undefined;
+  // The source's full reference: a registry/docker-archive reference, or an oci selector that is one.
+  const srcRef = src.transport === 'docker' || src.transport === 'docker-archive' ? src.ref : src.tag !== undefined ? referenceOf(src.tag) : undefined;
+  const srcFull = srcRef?.tag ? srcRef.withTag(srcRef.tag) : undefined;
   switch (dst.transport) {
     case 'docker': {
       const tags = [...(dst.ref.tag && !dst.ref.digest ? [dst.ref.tag] : dst.ref.digest ? [] : []), ...extraTags];
@@ -89,11 +93,14 @@ function namesFor(src: Location, dst: Location, extraTags: string[]): ImageNames
     }
     case 'oci':
     case 'oci-archive': {
-      const refName = dst.tag ?? srcTag;
-      return refName ? { refName } : {};
+      // ref.name is the tag (what skopeo's `oci:DIR:TAG` selects); the full reference goes beside
+      // it as io.containerd.image.name, which ctr import and podman load name the image by.
+      const full = dst.tag !== undefined ? fullReference(dst.tag, srcRef) : srcFull?.toString();
+      const refName = dst.tag ?? srcFull?.tag ?? srcTag;
+      return { ...(refName ? { refName } : {}), ...(full ? { repoTag: full } : {}) };
     }
     case 'docker-archive': {
-      const r = dst.ref ?? (srcRef?.tag ? srcRef.withTag(srcRef.tag) : undefined);
+      const r = dst.ref ?? srcFull;
       return r ? { repoTag: r.toString(), ...(r.tag ? { refName: r.tag } : {}) } : {};
     }
   }

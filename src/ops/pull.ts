@@ -4,6 +4,7 @@ import { FerryError } from '../errors.js';
 import { hostPlatform, type Platform } from '../oci/platform.js';
 import type { ImageReference } from '../ref/index.js';
 import { destinationCapabilities, formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
+import { fullReference } from '../transports/layout-names.js';
 import type { ImageNames } from '../transports/types.js';
 import { prewarmFileHashers } from '../util/file-hasher.js';
 import { lstat } from 'node:fs/promises';
@@ -115,18 +116,26 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
 /**
  * What each image is called at the destination. One image: the destination's own name if it
  * gives one, else the source tag. Several images: each keeps its reference (the familiar form,
- * e.g. `alpine:3.20`), so names never collide.
+ * e.g. `alpine:3.20`), so names never collide. Every local format also records the full
+ * reference (repoTag → io.containerd.image.name), which ctr import and podman load name the
+ * image by (layout-names.ts).
  */
 function namesFor(ref: ImageReference, dst: Location, many: boolean): ImageNames {
   const tagged = ref.tag ? ref.withTag(ref.tag) : undefined;
-  // docker-archive: the destination's name:tag wins; the full reference goes to
-  // io.containerd.image.name and its familiar form to RepoTags (the writer derives it).
-  const named = dst.transport === 'docker-archive' && dst.ref ? dst.ref : tagged;
   const names: ImageNames = {};
-  if (named && dst.transport === 'docker-archive') names.repoTag = named.toString();
-  const ownName = dst.transport === 'docker-archive' ? named?.tag : (dst.transport === 'oci' || dst.transport === 'oci-archive' ? dst.tag ?? ref.tag : undefined);
-  // Several images: each is called by its familiar reference, so two `latest`s never collide.
-  const refName = many ? (tagged ?? ref).familiar() : ownName;
+  if (dst.transport === 'docker') return names;
+  if (dst.transport === 'docker-archive') {
+    // The destination's name:tag wins; its familiar form goes to RepoTags (the writer derives it).
+    const named = dst.ref ?? tagged;
+    if (named) names.repoTag = named.toString();
+    const refName = many ? (tagged ?? ref).familiar() : named?.tag;
+    if (refName) names.refName = refName;
+    return names;
+  }
+  const own = many ? undefined : dst.tag;
+  const full = own !== undefined ? fullReference(own, ref) : tagged?.toString();
+  if (full) names.repoTag = full;
+  const refName = own ?? (many ? (tagged ?? ref).familiar() : ref.tag);
   if (refName) names.refName = refName;
   return names;
 }

@@ -3,8 +3,10 @@
  * containers/image's `oci-archive:` transport writes it (protocol.md §6.2). Nothing is unpacked:
  * the tar is indexed once (src/archive/tar-index.ts; a gzipped archive is decompressed once to a
  * temp file, removed on close) and every file is read from its offset. Selection is the layout's
- * (LayoutSource): `:tag` matches `org.opencontainers.image.ref.name` or a digest; without a tag
- * the archive must hold exactly one image.
+ * (LayoutSource, layout-names.ts): `:SEL` matches either name an entry carries
+ * (`org.opencontainers.image.ref.name`, `io.containerd.image.name`), their tag, or a digest; a
+ * selector naming two different images is an error listing them; without one the archive must
+ * hold exactly one image.
  */
 import type { Readable } from 'node:stream';
 import { TarIndex } from '../archive/tar-index.js';

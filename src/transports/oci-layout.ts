@@ -3,8 +3,9 @@ import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
-import { ANNOTATION_REF_NAME, type Descriptor } from '../oci/descriptor.js';
-import { digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
+import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, type Descriptor } from '../oci/descriptor.js';
+import { digestAlgorithm, digestHex } from '../oci/digest.js';
+import { selectEntry } from './layout-names.js';
 import { MT } from '../oci/media-types.js';
 import { descriptor } from '../oci/manifest.js';
 import { readBounded } from '../util/bounded.js';
@@ -52,19 +53,9 @@ export async function readIndex(dir: string): Promise<IndexJson | undefined> {
   return checkIndex(idx, join(dir, 'index.json'));
 }
 
-/** Picks the index.json entry named by `tag` (ref.name annotation, or a digest); without a tag
- * the layout must hold exactly one image. Errors list what the layout holds. */
-export function selectFromIndex(idx: IndexJson, tag: string | undefined, where: string): Descriptor {
-  const names = idx.manifests.map((m) => m.annotations?.[ANNOTATION_REF_NAME] ?? m.digest);
-  if (tag === undefined) {
-    if (idx.manifests.length === 1) return idx.manifests[0]!;
-    throw new FerryError('E_BAD_REFERENCE', idx.manifests.length === 0 ? `${where} holds no images` : `${where} holds ${idx.manifests.length} images; name one with ${where}:<tag>`, {
-      hint: idx.manifests.length ? `available: ${names.join(', ')}` : undefined,
-    });
-  }
-  const hit = idx.manifests.find((m) => m.annotations?.[ANNOTATION_REF_NAME] === tag) ?? (isDigest(tag) ? idx.manifests.find((m) => m.digest === tag) : undefined);
-  if (!hit) throw new FerryError('E_LOCAL_NOT_FOUND', `${where}: no image tagged "${tag}"`, { hint: names.length ? `available: ${names.join(', ')}` : 'the layout is empty' });
-  return hit;
+/** Picks the index.json entry `sel` names (layout-names.ts selectEntry). */
+export function selectFromIndex(idx: IndexJson, sel: string | undefined, where: string): Descriptor {
+  return selectEntry(idx.manifests, sel, where);
 }
 
 /**
@@ -198,7 +189,7 @@ export class OciLayoutDestination implements ImageDestination {
   readonly description: string;
   static readonly capabilities: DestinationCapabilities = { concurrentWrites: true, compressedLayers: false, multipleImages: true, platforms: 'index', mount: false };
   readonly capabilities = OciLayoutDestination.capabilities;
-  private readonly roots: Array<{ d: Descriptor; refName: string | undefined }> = [];
+  private readonly roots: Array<{ d: Descriptor; refName: string | undefined; fullName: string | undefined }> = [];
   private readonly temps = new Set<string>();
   private ready: Promise<void> | undefined;
 
@@ -257,15 +248,20 @@ export class OciLayoutDestination implements ImageDestination {
     verifyBytes(bytes, d, `manifest ${d.digest}`);
     const final = blobPath(this.dir, d);
     if ((await fileSize(final)) !== d.size) await writeFileAtomic(final, bytes);
-    if (opts.root) this.roots.push({ d: { mediaType: d.mediaType, digest: d.digest, size: d.size }, refName: opts.root.refName });
+    if (opts.root) this.roots.push({ d: { mediaType: d.mediaType, digest: d.digest, size: d.size }, refName: opts.root.refName, fullName: opts.root.repoTag });
   }
 
   async commit(): Promise<void> {
     if (this.roots.length === 0) throw new FerryError('E_INTERNAL', 'commit() called before any root manifest was written');
     const idx: IndexJson = (await readIndex(this.dir)) ?? { schemaVersion: 2, mediaType: MT.ociIndex, manifests: [] };
-    for (const { d, refName } of this.roots) {
+    for (const { d, refName, fullName } of this.roots) {
       const entry: Descriptor = { ...d };
-      if (refName) entry.annotations = { [ANNOTATION_REF_NAME]: refName };
+      // ref.name is what `oci:DIR:TAG` selects (the tag, as skopeo writes it); the full
+      // reference goes beside it for ctr import / docker (layout-names.ts).
+      const annotations: Record<string, string> = {};
+      if (fullName) annotations[ANNOTATION_CONTAINERD_NAME] = fullName;
+      if (refName) annotations[ANNOTATION_REF_NAME] = refName;
+      if (Object.keys(annotations).length > 0) entry.annotations = annotations;
       // Same ref name → replaced (as a tag moves); unnamed → deduplicated by digest.
       idx.manifests = idx.manifests.filter((m) => (refName ? m.annotations?.[ANNOTATION_REF_NAME] !== refName : !(m.digest === d.digest && !m.annotations?.[ANNOTATION_REF_NAME])));
       idx.manifests.push(entry);

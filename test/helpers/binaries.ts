@@ -26,6 +26,7 @@ import { delimiter, join } from 'node:path';
 const DEBIAN_PACKAGE: Record<string, string> = {
   'docker-registry': 'docker-registry',
   skopeo: 'skopeo',
+  podman: 'podman',
   umoci: 'umoci',
   openssl: 'openssl',
   perl: 'perl-base',
@@ -36,7 +37,6 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   'gnome-keyring-daemon': 'gnome-keyring',
   'secret-tool': 'libsecret-tools',
   tinyproxy: 'tinyproxy',
-  podman: 'podman',
 };
 
 /** Absolute path of `name` on PATH, or undefined. */

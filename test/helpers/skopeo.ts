@@ -20,6 +20,10 @@
  *   `skopeo inspect --raw` must yield the layout's digest for that tag (for an
  *   index pushed without --all: one of its child manifests); otherwise it
  *   throws with both digests and skopeo's output. Resolves the pushed digest.
+ *   Pushes into one registry run one at a time, whatever the caller does (a
+ *   Promise.all of pushes is safe): distribution answered 500 when two skopeo
+ *   processes uploaded the same blob into it at once (a flaky suite setup on a
+ *   fresh machine). Different registries still push in parallel.
  * - inspectRaw / inspectDigest read a manifest back (rejecting on failure).
  */
 import { execFile } from 'node:child_process';
@@ -107,12 +111,34 @@ interface LayoutIndex {
   manifests: Array<{ mediaType: string; digest: string; annotations?: Record<string, string> }>;
 }
 
-export async function pushWithSkopeo(
+/** The tail of each registry's push queue (by host). */
+const pushQueues = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` after every earlier push into `host` has settled. */
+export function serialisedPush<T>(host: string, fn: () => Promise<T>): Promise<T> {
+  const run = (pushQueues.get(host) ?? Promise.resolve()).then(fn, fn);
+  const tail = run.catch(() => undefined);
+  pushQueues.set(host, tail);
+  void tail.then(() => { if (pushQueues.get(host) === tail) pushQueues.delete(host); });
+  return run;
+}
+
+export function pushWithSkopeo(
   layoutDir: string,
   tag: string,
   reg: RealRegistry,
   repo: string,
   opts: { user?: string | null; all?: boolean } = {},
+): Promise<string> {
+  return serialisedPush(reg.host, () => pushNow(layoutDir, tag, reg, repo, opts));
+}
+
+async function pushNow(
+  layoutDir: string,
+  tag: string,
+  reg: RealRegistry,
+  repo: string,
+  opts: { user?: string | null; all?: boolean },
 ): Promise<string> {
   const user = opts.user === undefined ? (Object.keys(reg.users).length ? 'alice' : null) : opts.user;
   const layout = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as LayoutIndex;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
-import { inspectDigest, pushWithSkopeo, registryArgs, skopeo } from '../helpers/skopeo.js';
+import { inspectDigest, pushWithSkopeo, registryArgs, serialisedPush, skopeo } from '../helpers/skopeo.js';
 
 const has =
   requireBinary('docker-registry') && requireBinary('skopeo') && requireBinary('openssl') && requireBinary('perl');
@@ -39,6 +39,32 @@ async function expectStoppedCleanly(reg: RealRegistry): Promise<void> {
   if (reg.tokenServer) expect(await portOpen(reg.tokenServer.url)).toBe(false);
   expect(existsSync(reg.storageDir)).toBe(false);
 }
+
+describe('skopeo push queue (suite setup never pushes shared blobs into one registry at once)', () => {
+  it('pushes into one host run one at a time, in order; other hosts run alongside; a failure does not block the queue', async () => {
+    const running = new Map<string, number>();
+    const peak = new Map<string, number>();
+    const order: string[] = [];
+    let alongside = false;
+    const job = (host: string, name: string, fail = false) => serialisedPush(host, async () => {
+      if (host === 'b' && (running.get('a') ?? 0) > 0) alongside = true;
+      const n = (running.get(host) ?? 0) + 1;
+      running.set(host, n);
+      peak.set(host, Math.max(peak.get(host) ?? 0, n));
+      await new Promise((r) => setTimeout(r, 20));
+      running.set(host, n - 1);
+      order.push(name);
+      if (fail) throw new Error(`${name} failed`);
+      return name;
+    });
+    const results = await Promise.allSettled([job('a', 'a1'), job('a', 'a2', true), job('a', 'a3'), job('b', 'b1'), job('b', 'b2')]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    expect(peak.get('a')).toBe(1);
+    expect(peak.get('b')).toBe(1);
+    expect(order.filter((n) => n.startsWith('a'))).toEqual(['a1', 'a2', 'a3']);
+    expect(alongside).toBe(true); // b did not wait for a
+  });
+});
 
 describe.skipIf(!has)('integration harness (real docker-registry + skopeo)', () => {
   let layoutDir: TempDir;

@@ -99,7 +99,8 @@ describe.skipIf(!has)('ferry pull into docker-archive and oci-archive', () => {
       const items = entryJson<DockerManifestItem[]>(entries, 'manifest.json');
       expect(items).toEqual([{ Config: blobName(m.configDigest), RepoTags: [names.repoTag], Layers: m.layerDigests.map(blobName) }]);
     } else {
-      expect(d.annotations?.[CONTAINERD_NAME]).toBeUndefined();
+      // oci-archive: the full reference beside ref.name (ctr import names the image from it).
+      expect(d.annotations?.[CONTAINERD_NAME]).toBe(names.repoTag);
     }
     expect(blobDigests(entries).sort()).toEqual([r.digest, m.configDigest, ...m.layerDigests].sort());
     const manifest = JSON.parse(entries.find((e) => e.name === blobName(r.digest))!.data.toString('utf8')) as ImageManifestDoc;
@@ -151,12 +152,13 @@ describe.skipIf(!has)('ferry pull into docker-archive and oci-archive', () => {
     expect(await tagsOf(`docker-archive:${file}`)).toEqual(['myname:tag']);
   });
 
-  it('--format oci-archive writes an oci-archive tagged with the source tag', async () => {
+  it('--format oci-archive writes an oci-archive tagged with the source tag, the full reference beside it', async () => {
     const file = join(dir(), 'y.tar');
     const doc = await ferryImage(['pull', '-q', '--format', 'oci-archive', `${app}:v1`, '-o', file]);
     expect(doc).toMatchObject({ digest: a.digest, sourceDigest: a.digest, destination: `oci-archive:${file}:v1`, refName: 'v1' });
-    expectSingleImage(await readTar(file), 'oci-archive', a, { refName: 'v1' });
+    expectSingleImage(await readTar(file), 'oci-archive', a, { refName: 'v1', repoTag: `${app}:v1` });
     await expectInspect(`oci-archive:${file}:v1`, a);
+    await expectInspect(`oci-archive:${file}:${app}:v1`, a);
     await expectInspect(`oci-archive:${file}`, a);
     expect(await tagsOf(`oci-archive:${file}`)).toEqual(['v1']);
   });
@@ -165,7 +167,7 @@ describe.skipIf(!has)('ferry pull into docker-archive and oci-archive', () => {
     const file = join(dir(), 'y.tar');
     const doc = await ferryImage(['pull', '-q', `${app}:v1`, `oci-archive:${file}:t`]);
     expect(doc).toMatchObject({ digest: a.digest, destination: `oci-archive:${file}:t`, refName: 't' });
-    expectSingleImage(await readTar(file), 'oci-archive', a, { refName: 't' });
+    expectSingleImage(await readTar(file), 'oci-archive', a, { refName: 't', repoTag: `${app}:t` });
     await expectInspect(`oci-archive:${file}:t`, a);
     expect(await tagsOf(`oci-archive:${file}`)).toEqual(['t']);
     const missing = await runCli(['inspect', `oci-archive:${file}:v1`]);
@@ -237,7 +239,7 @@ describe.skipIf(!has)('ferry pull into docker-archive and oci-archive', () => {
     const entries = await readTar(file);
     expectArchiveStructure(entries, 'oci-archive');
     const index = entryJson<OciIndexDoc>(entries, 'index.json');
-    expect(index.manifests).toEqual([{ mediaType: OCI_INDEX, digest: multi.indexDigest, size: expect.any(Number) as unknown, annotations: { [REF_NAME]: 'multi' } }]);
+    expect(index.manifests).toEqual([{ mediaType: OCI_INDEX, digest: multi.indexDigest, size: expect.any(Number) as unknown, annotations: { [REF_NAME]: 'multi', [CONTAINERD_NAME]: `${reg.host}/library/multi:multi` } }]);
     expect(blobDigests(entries).sort()).toEqual([multi.indexDigest!, ...multi.manifests.flatMap((m) => [m.digest, m.configDigest, ...m.layerDigests])].sort());
     const idx = await ferryJson<InspectDoc>(['inspect', `oci-archive:${file}:multi`]);
     expect(idx).toMatchObject({ digest: multi.indexDigest, mediaType: OCI_INDEX });

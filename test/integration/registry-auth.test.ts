@@ -187,7 +187,7 @@ describe.skipIf(!has)('token-auth registry', () => {
     expect(pull.digest).toBe(image.digest);
     expect(pull.blobs.total).toBe(3);
     expect(readLayoutIndex(dir).manifests).toEqual([
-      { mediaType: OCI_MANIFEST, digest: image.digest, size: image.manifests[0]!.size, annotations: { [REF_NAME]: 'v1' } },
+      { mediaType: OCI_MANIFEST, digest: image.digest, size: image.manifests[0]!.size, annotations: { [REF_NAME]: 'v1', 'io.containerd.image.name': `${reg.host}/${repo}:v1` } },
     ]);
     const m = image.manifests[0]!;
     expectBlobs(dir, [m.digest, m.configDigest, ...m.layerDigests]);

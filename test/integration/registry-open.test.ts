@@ -163,7 +163,8 @@ describe.skipIf(!has)('ferry against an open registry', () => {
     expect(doc.blobs.transferredBytes).toBe(doc.blobs.bytes);
     const idxJson = readLayoutIndex(dir);
     expect(idxJson.manifests).toHaveLength(1);
-    expect(idxJson.manifests[0]).toEqual({ mediaType: OCI_MANIFEST, digest: single.digest, size: m.size, annotations: { [REF_NAME]: 'v2' } });
+    // ref.name stays the tag (oci:DIR:v2 selects it, as with skopeo); the full name goes beside it.
+    expect(idxJson.manifests[0]).toEqual({ mediaType: OCI_MANIFEST, digest: single.digest, size: m.size, annotations: { [REF_NAME]: 'v2', 'io.containerd.image.name': `${app}:v2` } });
     expectBlobs(dir, [single.digest, m.configDigest, ...m.layerDigests]);
     expect(existsSync(join(dir, 'oci-layout'))).toBe(true);
 

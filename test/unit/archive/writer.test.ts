@@ -38,7 +38,7 @@ async function rejectionOf(p: Promise<unknown>): Promise<{ code?: string; name?:
 }
 
 describe('oci-archive writer', () => {
-  it('writes directories, oci-layout, every blob and index.json in order, as plain ustar files', async () => {
+  it('writes directories, oci-layout, every blob and index.json (ref.name and io.containerd.image.name) in order, as plain ustar files', async () => {
     const img = image(layers(70_000, 1000, 0));
     const { plan, contents } = planFor([{ img, names: { refName: 'v1', repoTag: 'localhost:5000/app:v1' } }]);
     const target = join(dir, 'out.tar');
@@ -70,7 +70,7 @@ describe('oci-archive writer', () => {
     const index = JSON.parse(byName.get('index.json')!.data.toString());
     expect(index).toEqual({
       schemaVersion: 2, mediaType: OCI_INDEX,
-      manifests: [{ mediaType: OCI_MANIFEST, digest: img.manifest.d.digest, size: img.manifest.d.size, annotations: { [REF]: 'v1' } }],
+      manifests: [{ mediaType: OCI_MANIFEST, digest: img.manifest.d.digest, size: img.manifest.d.size, annotations: { [REF]: 'v1', 'io.containerd.image.name': 'localhost:5000/app:v1' } }],
     });
     expect(byName.has('manifest.json')).toBe(false);
     expect(leftovers(['out.tar'])).toEqual([]);
