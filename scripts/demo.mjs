@@ -188,7 +188,9 @@ try {
   check((await registryDigest(reg.host, 'demo/pushed', 'v1')) === seeded.index.digest, `demo/pushed:v1 has the same index digest ${short(seeded.index.digest)}`);
 
   say('copy within the registry: blobs are mounted, not uploaded');
-  const copied = JSON.parse(await ferry(['copy', ...opts, '--json', `${image}:latest`, `${reg.host}/demo/copy:latest`], { show: false }));
+  // The JSON contract (docs/json.md): run totals at the top, each image under images[].
+  const doc = JSON.parse(await ferry(['copy', ...opts, '--json', `${image}:latest`, `${reg.host}/demo/copy:latest`], { show: false }));
+  const copied = { ...doc.images[0], destination: doc.destination, blobs: doc.blobs };
   process.stdout.write(`copied ${copied.source} → ${copied.destination}\n  digest ${copied.digest}\n  ${copied.blobs.total} blobs: ${copied.blobs.mounted} mounted, ${copied.blobs.skipped} already there, ${copied.blobs.transferredBytes} bytes uploaded\n`);
   check(copied.digest === seeded.index.digest && (await registryDigest(reg.host, 'demo/copy', 'latest')) === seeded.index.digest, 'demo/copy:latest has the same index digest');
   check(copied.blobs.mounted > 0 && copied.blobs.transferredBytes === 0, `${copied.blobs.mounted} blobs mounted from ${repo}, 0 bytes uploaded`);
