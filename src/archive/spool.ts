@@ -7,9 +7,10 @@
  * process exit, or by releaseSpools(). `-` means stdin. A gzipped stream is copied as is (the
  * index then decompresses it once, as for a gzipped file).
  */
-import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { exitCleanup } from '../util/exit-cleanup.js';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { isatty } from 'node:tty';
@@ -23,8 +24,6 @@ interface Spooled {
 }
 
 const spools = new Map<string, Promise<Spooled>>();
-const dirs = new Set<string>();
-let exitHook = false;
 
 /** The path as a readable file name: `-` is stdin. */
 export function inputPath(path: string): string {
@@ -62,7 +61,7 @@ export async function releaseSpools(): Promise<void> {
     const s = await p.catch(() => undefined);
     if (s) {
       await rm(s.dir, { recursive: true, force: true });
-      dirs.delete(s.dir);
+      exitCleanup.delete(s.dir);
     }
   }
 }
@@ -71,7 +70,7 @@ async function spool(name: string, shown: string, signal?: AbortSignal): Promise
   const dir = await mkdtemp(join(tmpdir(), 'ferry-spool-')).catch((e: unknown) => {
     throw new FerryError('E_IO', `cannot create a temp directory under ${tmpdir()} to copy ${shown}: ${(e as Error).message}`, { cause: e, hint: 'set TMPDIR to a writable directory' });
   });
-  track(dir);
+  exitCleanup.add(dir);
   const file = join(dir, 'input');
   let bytes = 0;
   try {
@@ -81,7 +80,7 @@ async function spool(name: string, shown: string, signal?: AbortSignal): Promise
     await (signal ? pipeline(src, out, { signal }) : pipeline(src, out));
   } catch (e) {
     await rm(dir, { recursive: true, force: true }).catch(() => {});
-    dirs.delete(dir);
+    exitCleanup.delete(dir);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC' || code === 'EDQUOT') {
       throw new FerryError('E_NO_SPACE', `no space left in ${tmpdir()} to copy ${shown}`, { cause: e, hint: 'an archive read from a pipe is copied under TMPDIR; point it at a directory with more room' });
@@ -91,17 +90,3 @@ async function spool(name: string, shown: string, signal?: AbortSignal): Promise
   return { file, dir, bytes };
 }
 
-function track(dir: string): void {
-  dirs.add(dir);
-  if (exitHook) return;
-  exitHook = true;
-  process.once('exit', () => {
-    for (const d of dirs) {
-      try {
-        rmSync(d, { recursive: true, force: true });
-      } catch {
-        /* best effort at exit */
-      }
-    }
-  });
-}

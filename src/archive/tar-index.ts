@@ -20,9 +20,10 @@
  * No file descriptor is held between calls: each read opens the file, so an index that is never
  * closed leaks nothing but (for gzip) its temp copy until the process exits.
  */
-import { createReadStream, createWriteStream, ReadStream, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, ReadStream } from 'node:fs';
 import { mkdtemp, open as openFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { exitCleanup } from '../util/exit-cleanup.js';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -63,23 +64,6 @@ function startsWith(buf: Uint8Array, magic: number[]): boolean {
 }
 
 /** Open temp copies, removed synchronously if the process exits without close(). */
-const tempDirs = new Set<string>();
-let exitHook = false;
-function trackTemp(dir: string): void {
-  tempDirs.add(dir);
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => {
-      for (const d of tempDirs) {
-        try {
-          rmSync(d, { recursive: true, force: true });
-        } catch {
-          /* best effort at exit */
-        }
-      }
-    });
-  }
-}
 
 export class TarIndex {
   private entries = new Map<string, TarEntry>();
@@ -116,7 +100,7 @@ export class TarIndex {
     const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'ferry-gunzip-')).catch((e) => {
       throw new FerryError('E_IO', `cannot create a temp directory to decompress ${path}: ${(e as Error).message}`, { cause: e });
     });
-    trackTemp(dir);
+    exitCleanup.add(dir);
     const file = join(dir, 'archive.tar');
     const idx = new TarIndex(path, file, 'gzip', dir);
     try {
@@ -224,7 +208,7 @@ export class TarIndex {
     this.closed = true;
     if (this.tempDir) {
       await rm(this.tempDir, { recursive: true, force: true });
-      tempDirs.delete(this.tempDir);
+      exitCleanup.delete(this.tempDir);
     }
   }
 

@@ -1,6 +1,7 @@
-import { createWriteStream, unlinkSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { type FileHandle, link, open, rename, rm, unlink } from 'node:fs/promises';
 import { isatty } from 'node:tty';
+import { exitCleanup } from '../util/exit-cleanup.js';
 import { dirname, resolve } from 'node:path';
 import { FerryError, isAbortError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -112,8 +113,7 @@ export class ImageArchiveDestination implements ImageDestination {
       throw await createError(e, dirname(this.target), this.target);
     }
     this.tmp = tmp;
-    liveTemps.add(tmp);
-    installExitHook();
+    exitCleanup.add(tmp);
     try {
       await this.fh.truncate(layout.size);
       this.writeBehind = new WriteBehind(this.fh);
@@ -205,7 +205,7 @@ export class ImageArchiveDestination implements ImageDestination {
     } catch (e) {
       throw ioError(e, this.target);
     }
-    liveTemps.delete(this.tmp);
+    exitCleanup.delete(this.tmp);
     this.state = 'committed';
     this.didReplace = this.existed;
     await syncDir(dirname(this.target));
@@ -227,7 +227,7 @@ export class ImageArchiveDestination implements ImageDestination {
     await fh?.close().catch(() => {});
     if (this.tmp && !committed) {
       await rm(this.tmp, { force: true }).catch(() => {});
-      liveTemps.delete(this.tmp);
+      exitCleanup.delete(this.tmp);
     }
   }
 
@@ -301,21 +301,3 @@ async function syncDir(dir: string): Promise<void> {
   await h.close().catch(() => {});
 }
 
-/** Temp files of unfinished archives, removed if the process exits before close() ran (e.g. the
- * CLI's second SIGINT calls process.exit). */
-const liveTemps = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const t of liveTemps) {
-      try {
-        unlinkSync(t);
-      } catch {
-        // already gone
-      }
-    }
-  });
-}

@@ -12,10 +12,11 @@
  * the consumer going away, SIGINT) stops the stream where it is: no trailer, so the consumer
  * sees a truncated tar, and the command exits non-zero.
  */
-import { createReadStream, rmSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exitCleanup } from '../util/exit-cleanup.js';
 import { FerryError, isAbortError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestHex, type Digest } from '../oci/digest.js';
@@ -70,8 +71,7 @@ export class ArchiveStreamDestination implements ImageDestination {
     this.dir = await mkdtemp(join(tmpdir(), 'ferry-stream-')).catch((e: unknown) => {
       throw new FerryError('E_IO', `cannot create a temp directory under ${tmpdir()} to stage blobs for ${this.where}: ${(e as Error).message}`, { cause: e, hint: 'set TMPDIR to a writable directory' });
     });
-    liveDirs.add(this.dir);
-    installExitHook();
+    exitCleanup.add(this.dir);
     for (const e of entries) {
       if (e.kind === 'manifest') this.inPlan.add(e.digest);
       if (e.kind !== 'blob') continue;
@@ -161,7 +161,7 @@ export class ArchiveStreamDestination implements ImageDestination {
     await this.pump?.catch(() => {});
     if (this.dir) {
       await rm(this.dir, { recursive: true, force: true }).catch(() => {});
-      liveDirs.delete(this.dir);
+      exitCleanup.delete(this.dir);
     }
   }
 
@@ -213,19 +213,3 @@ function spoolError(e: unknown, file: string): unknown {
   return ioError(e, file);
 }
 
-/** Spool directories of unfinished streams, removed if the process exits before close(). */
-const liveDirs = new Set<string>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const d of liveDirs) {
-      try {
-        rmSync(d, { recursive: true, force: true });
-      } catch {
-        // best effort at exit
-      }
-    }
-  });
-}
