@@ -34,7 +34,7 @@ async function setup(cmd: Command, io: CliIO, signal: AbortSignal) {
 }
 
 /** docker login's rules: --password-stdin needs -u; -p warns; else a prompt on a terminal. */
-async function credentialsFrom(g: LoginFlags, io: CliIO, warn: (s: string) => void): Promise<{ username: string; password: string }> {
+async function credentialsFrom(g: LoginFlags, io: CliIO, warn: (s: string) => void, signal: AbortSignal): Promise<{ username: string; password: string }> {
   const tty = (io.stdin as { isTTY?: boolean }).isTTY === true;
   if (g.password !== undefined && g.passwordStdin) throw new FerryError('E_USAGE', '--password and --password-stdin are mutually exclusive');
   let username = g.username;
@@ -55,9 +55,9 @@ async function credentialsFrom(g: LoginFlags, io: CliIO, warn: (s: string) => vo
       hint: 'echo "$TOKEN" | ferry login -u USER --password-stdin REGISTRY',
     });
   }
-  if (!username) username = (await promptLine(io, 'Username: ', { echo: true })).trim();
+  if (!username) username = (await promptLine(io, 'Username: ', { echo: true, signal })).trim();
   if (!username) throw new FerryError('E_USAGE', 'login needs a username');
-  password = await promptLine(io, 'Password: ', { echo: false });
+  password = await promptLine(io, 'Password: ', { echo: false, signal });
   return { username, password };
 }
 
@@ -80,7 +80,7 @@ Examples:
   ferry login --authfile ./auth.json quay.io -u bot --password-stdin < token.txt`)
     .action(async (registry: string, _opts: unknown, cmd: Command) => {
       const { g, ctx, warn, info } = await setup(cmd, io, signal);
-      const c = await credentialsFrom(g, io, warn);
+      const c = await credentialsFrom(g, io, warn, signal);
       const r = await login({ registry, ...c, ...(g.authfile ? { authfile: g.authfile } : {}), ...(g.keychain ? { keychain: true } : {}) }, ctx);
       if (g.json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       else info(`Login succeeded: ${r.registry} (stored in ${r.storedIn})`);
