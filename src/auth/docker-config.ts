@@ -54,15 +54,30 @@ export function convertToHostname(maybeUrl: string): string {
   if (i >= 0) {
     let authority = maybeUrl.slice(i + 3).split(/[/?#]/, 1)[0] ?? '';
     authority = authority.slice(authority.lastIndexOf('@') + 1);
-    const m = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(authority);
-    if (m && m[1] !== '' && m[1] !== '[]') {
-      const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
-      const port = m[2] ?? '';
-      if (port === '') return host;
-      return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const hp = splitHostPort(authority);
+    if (hp && hp.host !== '') {
+      if (hp.port === '') return hp.host;
+      return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
     }
   }
   return maybeUrl.split('/', 1)[0] ?? '';
+}
+
+/**
+ * Go's `url.URL.Hostname()`/`Port()` of an authority: `[v6]:port` in brackets, else the port is
+ * what follows the LAST colon when it is digits, so an unbracketed `::1:6555` is host `::1`, port
+ * `6555` (what docker/cli's ConvertToHostname then writes as `[::1]:6555`). Undefined where Go's
+ * url.Parse fails.
+ */
+function splitHostPort(authority: string): { host: string; port: string } | undefined {
+  if (authority.startsWith('[')) {
+    const m = /^\[([^\]]*)\](?::(\d*))?$/.exec(authority);
+    return m ? { host: m[1]!, port: m[2] ?? '' } : undefined;
+  }
+  const c = authority.lastIndexOf(':');
+  if (c < 0) return { host: authority, port: '' };
+  const port = authority.slice(c + 1);
+  return /^\d*$/.test(port) ? { host: authority.slice(0, c), port } : undefined;
 }
 
 /** Text of a JSON.parse error without the input excerpt, plus line/column when known. */

@@ -51,6 +51,10 @@ describe('convertToHostname', () => {
     { name: 'ipv6 with port', in: 'https://[::1]:5000/v2/', want: '[::1]:5000' },
     { name: 'ipv6 without port', in: 'https://[::1]/v2/', want: '::1' },
     { name: 'userinfo dropped', in: 'https://u:p@r.example/x', want: 'r.example' },
+    // docker/cli: url.Parse takes the last colon as the port, then JoinHostPort brackets the host.
+    { name: 'regression: unbracketed ipv6 with port, as docker reads it', in: 'https://::1:6555/v2/', want: '[::1]:6555' },
+    { name: 'unbracketed ipv6 without a scheme stays as written', in: '::1:6555', want: '::1:6555' },
+    { name: 'a non-numeric port is no URL (Go fails to parse it): cut at the first slash', in: 'https://r.example:abc/v2', want: 'https:' },
   ];
   for (const r of rows) it(r.name, () => expect(convertToHostname(r.in)).toBe(r.want));
 });

@@ -91,6 +91,12 @@ const HUB = 'https://index.docker.io/v1/';
 
 const rows: Row[] = [
   { name: 'no config file → anonymous', registry: 'ghcr.io', want: { kind: 'anonymous', source: 'anonymous' } },
+  {
+    name: 'regression: an auths key https://::1:6555/v2/ (unbracketed IPv6) matches registry [::1]:6555, as docker/cli ConvertToHostname',
+    registry: '[::1]:6555',
+    config: { auths: { 'https://::1:6555/v2/': { auth: b64('v6:pw') } } },
+    want: { kind: 'basic', username: 'v6', password: 'pw' },
+  },
   { name: 'empty config file → anonymous', registry: 'ghcr.io', config: '', want: { kind: 'anonymous', source: 'anonymous' } },
   {
     name: 'auths padded auth, password with colon',
