@@ -21,7 +21,6 @@
  */
 import { homedir } from 'node:os';
 import type { Credential } from './credential.js';
-import { ANONYMOUS } from './credential.js';
 import {
   type AuthEntry,
   type DockerConfig,
@@ -157,6 +156,7 @@ export async function resolveCredential(registry: string, opts: ResolveOptions =
     if (c) return c;
   }
 
-  // 4. nothing
-  return { ...ANONYMOUS };
+  // 4. nothing: say what was looked up, so a 401's hint can name the exact key (Docker Hub's is
+  // https://index.docker.io/v1/, not docker.io).
+  return { kind: 'anonymous', source: `anonymous (no credentials for ${JSON.stringify(key)} in docker config ${cfg.path}${envConfig ? ' or DOCKER_AUTH_CONFIG' : ''}, nor in podman's auth files)` };
 }

@@ -35,6 +35,8 @@ export interface ErrorContext {
   subject: string;
   /** Whether the request carried credentials (changes the 401 wording). */
   hadCredentials?: boolean;
+  /** Where the credentials came from, or what was looked up when none matched (never a secret). */
+  credentialSource?: string;
   /** Map 404 with these registry codes to a specific message. */
   notFound?: string;
   /** Extra hint for 404s, e.g. "list tags with ferry tags <repo>". */
@@ -51,6 +53,12 @@ function loginHost(url: string | URL): string {
     return 'REGISTRY';
   }
   return host === 'registry-1.docker.io' || host === 'index.docker.io' ? 'docker.io' : host;
+}
+
+/** `; ferry looked for …` when the resolver said what it looked up and found nothing. */
+function lookedUp(source: string | undefined): string {
+  const m = /^anonymous \((.*)\)$/.exec(source ?? '');
+  return m ? `; ${m[1]}` : '';
 }
 
 /** Reads (a bounded part of) a failed response and turns it into a FerryError. */
@@ -72,7 +80,7 @@ export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): P
       }
       return ctx.hadCredentials
         ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, `check the username and password/token (--creds, ferry login ${loginHost(res.url)}, or your credential helper)`)
-        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, `pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login ${loginHost(res.url)}`);
+        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, `pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login ${loginHost(res.url)}${lookedUp(ctx.credentialSource)}`);
     case 403:
       return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
     case 404:

@@ -29,6 +29,8 @@ export interface RegistryClientOptions {
   apiHost: string;
   /** Whether credentials are configured (changes 401 wording). */
   hasCredentials?: () => boolean;
+  /** Where this client's credentials came from (or what was looked up), for 401 hints. */
+  credentialSource?: () => string | undefined;
   secrets?: () => string[];
 }
 
@@ -45,7 +47,8 @@ export class RegistryClient {
   }
 
   async fail(res: HttpResponse, ctx: Omit<ErrorContext, 'hadCredentials' | 'secrets'>): Promise<FerryError> {
-    return errorFromResponse(res, { ...ctx, hadCredentials: this.opts.hasCredentials?.() ?? false, secrets: this.opts.secrets?.() ?? [] });
+    const source = this.opts.credentialSource?.();
+    return errorFromResponse(res, { ...ctx, hadCredentials: this.opts.hasCredentials?.() ?? false, ...(source ? { credentialSource: source } : {}), secrets: this.opts.secrets?.() ?? [] });
   }
 
   /** `GET /v2/`: checks the API exists (401 is fine: it means auth is needed). */

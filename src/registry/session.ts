@@ -127,6 +127,7 @@ export class Session {
     const client = new RegistryClient({
       send: stack, registry: ref.registry, apiHost,
       hasCredentials: () => current.kind !== 'anonymous',
+      credentialSource: () => current.source,
       secrets: () => [...this.secrets],
     });
     this.clients.set(choice.key, client);

@@ -207,6 +207,8 @@ describe.skipIf(!has)('token-auth registry', () => {
       runCli(['inspect', '--creds', `bob:${WRONG}`, priv]),
     ]);
     expectFailure(anon, 3, 'authentication required');
+    // The hint names the exact key ferry looked up, and where.
+    expect(anon.stderr).toMatch(/hint: .*ferry login 127\.0\.0\.1:\d+; no credentials for "127\.0\.0\.1:\d+" in docker config \S+config\.json, nor in podman's auth files/);
     expectFailure(anonPull, 3);
     expectFailure(wrong, 3);
     expectNoSecrets(wrong, WRONG, b64(`bob:${WRONG}`));

@@ -92,6 +92,13 @@ const HUB = 'https://index.docker.io/v1/';
 const rows: Row[] = [
   { name: 'no config file → anonymous', registry: 'ghcr.io', want: { kind: 'anonymous', source: 'anonymous' } },
   {
+    name: 'nothing matched: the anonymous result names the exact key looked up (Docker Hub: https://index.docker.io/v1/, not docker.io) and the file',
+    registry: 'docker.io',
+    config: { auths: { 'docker.io': { auth: b64('u:p') } } },
+    want: { kind: 'anonymous' },
+    sourceHas: 'anonymous (no credentials for "https://index.docker.io/v1/" in docker config $ROOT/docker/config.json',
+  },
+  {
     name: 'regression: an auths key https://::1:6555/v2/ (unbracketed IPv6) matches registry [::1]:6555, as docker/cli ConvertToHostname',
     registry: '[::1]:6555',
     config: { auths: { 'https://::1:6555/v2/': { auth: b64('v6:pw') } } },
@@ -441,6 +448,12 @@ describe('resolveCredential', () => {
         const got = await resolveCredential(r.registry, opts);
         const want = { ...r.want } as Credential;
         if (want.source !== undefined) want.source = sub(want.source);
+        if (want.kind === 'anonymous' && want.source === 'anonymous') {
+          // Anonymous results say what was looked up: "anonymous (no credentials for …)".
+          expect(got.source).toMatch(/^anonymous( \(.*\))?$/);
+          delete (got as { source?: string }).source;
+          delete (want as { source?: string }).source;
+        }
         if (want.source === undefined && r.sourceHas === undefined) delete (got as { source?: string }).source;
         if (r.sourceHas) {
           expect(got.source).toContain(sub(r.sourceHas));

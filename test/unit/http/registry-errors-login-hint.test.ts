@@ -15,6 +15,13 @@ describe('401 hints name ferry login with the registry', () => {
     const e = await errorFromResponse(res('https://reg.example:5000/v2/app/tags/list'), { action: 'listing tags', subject: 'reg.example:5000/app' });
     expect(e.hint).toBe('pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login reg.example:5000');
   });
+  it('without credentials because none matched: the hint names the key and file that were looked up', async () => {
+    const e = await errorFromResponse(res('https://registry-1.docker.io/v2/library/x/manifests/1'), {
+      action: 'fetching manifest', subject: 'x:1',
+      credentialSource: 'anonymous (no credentials for "https://index.docker.io/v1/" in docker config /home/me/.docker/config.json, nor in podman\'s auth files)',
+    });
+    expect(e.hint).toContain('ferry login docker.io; no credentials for "https://index.docker.io/v1/" in docker config /home/me/.docker/config.json');
+  });
   it('with rejected credentials; Docker Hub is named docker.io', async () => {
     const e = await errorFromResponse(res('https://registry-1.docker.io/v2/library/x/manifests/1'), { action: 'fetching manifest', subject: 'x:1', hadCredentials: true });
     expect(e.hint).toBe('check the username and password/token (--creds, ferry login docker.io, or your credential helper)');
