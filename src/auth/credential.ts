@@ -5,8 +5,10 @@
 export type Credential =
   | { kind: 'anonymous'; source?: string }
   | { kind: 'basic'; username: string; password: string; source?: string }
-  /** An OAuth2 refresh token (docker's `identitytoken`, helper username `<token>`). */
-  | { kind: 'identity-token'; token: string; username?: string; source?: string }
+  /** An OAuth2 refresh token (docker's `identitytoken`, helper username `<token>`). An entry that
+   * also holds a real password keeps it: a registry that refuses the OAuth2 POST (Harbor: 405) is
+   * then asked with Basic instead. */
+  | { kind: 'identity-token'; token: string; username?: string; password?: string; source?: string }
   /** A bearer token sent to the registry as-is (docker's `registrytoken`). */
   | { kind: 'registry-token'; token: string; source?: string };
 
@@ -18,6 +20,7 @@ export function credentialSecrets(c: Credential): string[] {
     case 'basic':
       return [c.password, Buffer.from(`${c.username}:${c.password}`).toString('base64')];
     case 'identity-token':
+      return c.password ? [c.token, c.password, Buffer.from(`${c.username ?? ''}:${c.password}`).toString('base64')] : [c.token];
     case 'registry-token':
       return [c.token];
     default:

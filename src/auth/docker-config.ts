@@ -239,9 +239,10 @@ export function entryToCredential(entry: AuthEntry, source: string, where: strin
   }
   if (str(entry.registrytoken) !== '') return { kind: 'registry-token', token: str(entry.registrytoken), source };
   if (str(entry.identitytoken) !== '') {
-    return username !== ''
-      ? { kind: 'identity-token', token: str(entry.identitytoken), username, source }
-      : { kind: 'identity-token', token: str(entry.identitytoken), source };
+    if (username === '') return { kind: 'identity-token', token: str(entry.identitytoken), source };
+    return password !== ''
+      ? { kind: 'identity-token', token: str(entry.identitytoken), username, password, source }
+      : { kind: 'identity-token', token: str(entry.identitytoken), username, source };
   }
   if (username !== '') return { kind: 'basic', username, password, source };
   return undefined;

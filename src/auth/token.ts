@@ -9,11 +9,12 @@
  *   `Authorization: Basic base64(user:pass)` for basic credentials.
  * - identity-token (docker `identitytoken`, helper `<token>` user): OAuth2 `POST <realm>` form
  *   `grant_type=refresh_token&refresh_token=…&service=…&client_id=…&scope=<ONE space-separated
- *   field>` (oauth.md). If the server answers 400/401/404/405 the exchange is retried as an
- *   ANONYMOUS GET. Reference clients differ here: distribution and containers/image never fall
- *   back; go-containerregistry falls back to GET on 404 only, and its GET then carries Basic only if
- *   it also holds a username+password — for a pure identity token that means no Authorization
- *   header. We follow go-containerregistry but widen the statuses (Harbor answers POST with 405).
+ *   field>` (oauth.md). A server that does not take the POST (400 other than `invalid_grant`,
+ *   404, 405: Harbor answers 405) gets a GET instead, with Basic when the entry also holds a
+ *   username and password (go-containerregistry's rule; Harbor then issues a token for that user),
+ *   else anonymous. A 401, or 400 `invalid_grant`, means the identity token itself was refused
+ *   (expired, revoked: ACR's refresh tokens last hours): that is E_UNAUTHORIZED saying so, never a
+ *   silent anonymous token whose later 401/403 would blame the user's permissions.
  *   An identity token is never sent as a Basic password.
  * - registry-token (docker `registrytoken`): no exchange; returned as-is (moby
  *   `existingTokenHandler`, go-containerregistry `refresh`).
@@ -58,7 +59,7 @@ export interface TokenResult {
 }
 
 export const MAX_TOKEN_BODY_BYTES = 64 * 1024;
-const FALLBACK_STATUSES = new Set([400, 401, 404, 405]);
+const FALLBACK_STATUSES = new Set([400, 404, 405]);
 
 function realmHost(realm: string): string {
   try {
@@ -121,9 +122,10 @@ export async function fetchToken(transport: TokenTransport, args: FetchTokenArgs
     if (args.service) u.searchParams.append('service', args.service);
     for (const s of scopes) u.searchParams.append('scope', s);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (withBasic && cred.kind === 'basic') {
-      u.searchParams.append('account', cred.username);
-      headers['authorization'] = `Basic ${Buffer.from(`${cred.username}:${cred.password}`, 'utf8').toString('base64')}`;
+    const basic = cred.kind === 'basic' ? cred : cred.kind === 'identity-token' && cred.username && cred.password ? { username: cred.username, password: cred.password } : undefined;
+    if (withBasic && basic) {
+      u.searchParams.append('account', basic.username);
+      headers['authorization'] = `Basic ${Buffer.from(`${basic.username}:${basic.password}`, 'utf8').toString('base64')}`;
     }
     return { method: 'GET', url: u.toString(), headers };
   };
@@ -144,8 +146,17 @@ export async function fetchToken(transport: TokenTransport, args: FetchTokenArgs
       body: form.toString(),
     });
     post = true;
+    if (res.status === 401 || (res.status === 400 && /invalid_grant/.test(res.body))) {
+      const d = errorDetail(res.body, secrets);
+      throw new FerryError('E_UNAUTHORIZED', `the identity token${cred.source ? ` from ${cred.source}` : ''} was rejected by ${host} (HTTP ${res.status}${d ? `: ${d}` : ''}): it has expired or was revoked`, {
+        status: res.status,
+        hint: 'log in again for a fresh one (ferry login REGISTRY, docker login; for Azure: az acr login --name NAME)',
+      });
+    }
     if (FALLBACK_STATUSES.has(res.status)) {
-      res = await send(getRequest(false));
+      // The server does not take the OAuth2 POST (Harbor: 405): ask with GET, as the user when
+      // the entry also holds a password.
+      res = await send(getRequest(true));
       post = false;
     }
   } else {

@@ -99,6 +99,12 @@ const rows: Row[] = [
     sourceHas: 'anonymous (no credentials for "https://index.docker.io/v1/" in docker config $ROOT/docker/config.json',
   },
   {
+    name: 'an entry with a password AND an identity token keeps both (a registry refusing the OAuth2 POST is then asked with Basic)',
+    registry: 'harbor.example.com',
+    config: { auths: { 'harbor.example.com': { auth: b64('robot$ci:hb-pw'), identitytoken: 'idt-123' } } },
+    want: { kind: 'identity-token', token: 'idt-123', username: 'robot$ci', password: 'hb-pw' },
+  },
+  {
     name: 'regression: an auths key https://::1:6555/v2/ (unbracketed IPv6) matches registry [::1]:6555, as docker/cli ConvertToHostname',
     registry: '[::1]:6555',
     config: { auths: { 'https://::1:6555/v2/': { auth: b64('v6:pw') } } },

@@ -91,8 +91,8 @@ describe('fetchToken request shape', () => {
         },
       ],
     },
-    ...[400, 401, 404, 405].map((status) => ({
-      name: `POST → ${status} → anonymous GET fallback`,
+    ...[400, 404, 405].map((status) => ({
+      name: `POST → ${status} (the server takes no OAuth2 POST) → anonymous GET fallback`,
       credential: idtok,
       service: 'harbor-registry',
       scopes: ['repository:p/r:pull'],
@@ -103,6 +103,20 @@ describe('fetchToken request shape', () => {
       ],
     })),
   ];
+  rows.push({
+    name: 'regression (Harbor): POST → 405 with an entry holding a username and password too → the GET carries Basic for that user, not anonymous',
+    credential: { kind: 'identity-token', token: 'refresh-SECRET-123', username: 'robot$ci', password: 'hb-pw', source: 'docker config' },
+    service: 'harbor-registry',
+    scopes: ['repository:p/r:pull'],
+    replies: [{ status: 405, body: 'method not allowed' }, ok({ token: 't' })],
+    want: [
+      { method: 'POST', url: REALM },
+      {
+        method: 'GET', url: `${REALM}?service=harbor-registry&scope=repository%3Ap%2Fr%3Apull&account=robot%24ci`,
+        auth: `Basic ${Buffer.from('robot$ci:hb-pw').toString('base64')}`,
+      },
+    ],
+  });
   for (const r of rows) {
     it(r.name, async () => {
       const { transport, reqs } = fake(...r.replies);
@@ -226,6 +240,21 @@ describe('fetchToken errors', () => {
       replies: [{ status: 500, body: JSON.stringify({ error: 'server_error', error_description: 'bad refresh-SECRET-123' }) }],
       code: 'E_UNAUTHORIZED',
       has: ['OAuth2 token request to auth.example.com failed with HTTP 500'],
+    },
+    {
+      name: 'regression (ACR): an identity token refused with 401 → E_UNAUTHORIZED saying the identity token was rejected, no anonymous GET',
+      credential: idtok,
+      replies: [{ status: 401, body: JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'refresh token expired' }] }) }],
+      code: 'E_UNAUTHORIZED',
+      has: ['identity token from credential helper docker-credential-acr-env was rejected by auth.example.com (HTTP 401', 'expired or was revoked'],
+      status: 401,
+    },
+    {
+      name: 'an identity token refused with 400 invalid_grant (OAuth2) → the same',
+      credential: idtok,
+      replies: [{ status: 400, body: JSON.stringify({ error: 'invalid_grant', error_description: 'refresh-SECRET-123 is no longer valid' }) }],
+      code: 'E_UNAUTHORIZED',
+      has: ['identity token', 'was rejected by auth.example.com (HTTP 400'],
     },
     {
       name: 'POST 404 then GET 401',
