@@ -19,17 +19,16 @@
  * `../<diffid>.tar` are followed). A gzipped archive is decompressed once to a temp file that
  * close() removes (src/archive/tar-index.ts).
  */
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { TarIndex } from '../archive/tar-index.js';
-import { normalizeTarName } from '../archive/tar-index.js';
 import { FerryError, isFerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { type Digest, digestOf, isDigest } from '../oci/digest.js';
-import { descriptor, type ImageManifest, parseManifest } from '../oci/manifest.js';
+import { type Digest, digestOf } from '../oci/digest.js';
+import { type ImageManifest, parseManifest } from '../oci/manifest.js';
 import { isManifestType, MT } from '../oci/media-types.js';
 import { type ImageReference, parseReference } from '../ref/index.js';
 import { verifyBytes } from '../util/verify-stream.js';
+import { diffIdsOf, digestFromBlobPath, hashFile, LAYER_TYPE, layerSourceDigest, parseJson, sniffLayer, type LayerKind } from './docker-archive-layers.js';
 import { TarLayoutStorage } from './oci-archive-source.js';
 import { blobRelPath, checkIndex } from './oci-layout.js';
 import type { ImageSource } from './types.js';
@@ -55,24 +54,12 @@ export interface DockerArchiveSelector {
   index?: number;
 }
 
-type LayerKind = 'tar' | 'gzip' | 'zstd';
-
-const LAYER_TYPE: Record<LayerKind, string> = { tar: MT.ociLayer, gzip: MT.ociLayerGzip, zstd: MT.ociLayerZstd };
-
 interface Loaded {
   root: Descriptor;
   /** The root manifest's bytes (synthesised or read from the archive). */
   bytes: Uint8Array;
   /** Where each blob the manifest names lives in the tar. */
   blobs: Map<string, string>;
-}
-
-/** `blobs/<alg>/<hex>` → `alg:hex` (a valid digest), else undefined. */
-export function digestFromBlobPath(path: string): Digest | undefined {
-  const m = /^blobs\/([a-z0-9]+(?:[+._-][a-z0-9]+)*)\/([a-zA-Z0-9=_-]+)$/.exec(normalizeTarName(path));
-  if (!m) return undefined;
-  const d = `${m[1]}:${m[2]}`;
-  return isDigest(d) ? d : undefined;
 }
 
 /** Reads an image from a `docker save`-style archive (see the file comment). */
@@ -315,49 +302,4 @@ export class DockerArchiveSource implements ImageSource {
     }
     return undefined;
   }
-}
-
-function parseJson(bytes: Uint8Array, where: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-  } catch (e) {
-    throw new FerryError('E_BAD_ARCHIVE', `${where} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-function diffIdsOf(configBytes: Uint8Array, where: string): string[] {
-  const c = parseJson(configBytes, where) as { rootfs?: { diff_ids?: unknown } } | null;
-  const ids = c?.rootfs?.diff_ids ?? [];
-  if (typeof c !== 'object' || c === null || !Array.isArray(ids) || !ids.every((d) => typeof d === 'string' && isDigest(d))) {
-    throw new FerryError('E_BAD_ARCHIVE', `${where}: rootfs.diff_ids is not an array of digests`);
-  }
-  return ids as string[];
-}
-
-/** A LayerSources descriptor for `diffId` that describes a file of `size` bytes (older docker
- * recorded foreign layers' compressed registry descriptors there, which do not describe the file). */
-function layerSourceDigest(sources: Record<string, unknown> | undefined, diffId: string, size: number): Digest | undefined {
-  const raw = sources?.[diffId];
-  if (raw === undefined) return undefined;
-  try {
-    const d = descriptor(raw, 'LayerSources');
-    return d.size === size ? d.digest : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function sniffLayer(tar: TarIndex, path: string, what: string): Promise<LayerKind> {
-  const head = await tar.peek(path, 6);
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
-  const other = head[0] === 0xfd && head.subarray(1, 6).toString('latin1') === '7zXZ\0' ? 'xz' : head.subarray(0, 3).toString('latin1') === 'BZh' ? 'bzip2' : undefined;
-  if (other) throw new FerryError('E_UNSUPPORTED', `${what} is ${other}-compressed; OCI has no media type for that`, { hint: 'docker load can import it; save it again from there' });
-  return 'tar';
-}
-
-async function hashFile(tar: TarIndex, path: string): Promise<Digest> {
-  const h = createHash('sha256');
-  for await (const c of await tar.stream(path)) h.update(c as Buffer);
-  return `sha256:${h.digest('hex')}`;
 }
