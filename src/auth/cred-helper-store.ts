@@ -14,16 +14,17 @@
  *   failure (exit ≠ 0, bad JSON, output over 1 MiB, timeout) → E_BAD_CONFIG naming the helper and
  *   verb, with its output (stdout, else stderr) redacted, stripped of the secret it was given and
  *   cut to 300 characters. Secrets are only ever written to the helper's stdin.
- * - The helper runs in its own process group (spawn `detached`); on timeout (default 30 s) or
- *   runaway output the whole group is SIGKILLed (`process.kill(-pid)`), so a helper's own children
- *   (a `pass` → gpg → pinentry chain) die with it. Not on Windows, where the child alone is killed.
+ * - The helper runs through child-process.ts `runChild`, in its own process group; on timeout
+ *   (default 30 s) or runaway output the whole group is SIGKILLed, so a helper's own children
+ *   (a `pass` → gpg → pinentry chain) die with it, and ferry's pipe ends are closed at once. Not
+ *   on Windows, where the child alone is killed.
  * - Every successful store/erase clears cred-helper.ts's `get` cache.
  */
-import { spawn } from 'node:child_process';
 import { FerryError } from '../errors.js';
 import { redactText } from '../util/redact.js';
+import { lookPath, runChild } from './child-process.js';
 import {
-  clearCredentialHelperCache, DEFAULT_HELPER_TIMEOUT_MS, HELPER_PREFIX, lookPath, MAX_HELPER_OUTPUT, TOKEN_USERNAME,
+  clearCredentialHelperCache, DEFAULT_HELPER_TIMEOUT_MS, HELPER_PREFIX, MAX_HELPER_OUTPUT, TOKEN_USERNAME,
 } from './cred-helper.js';
 
 const NOT_FOUND_MESSAGE = 'credentials not found in native keychain';
@@ -55,69 +56,28 @@ function fail(helper: string, verb: string, what: string, secrets: string[], cau
   });
 }
 
-function killGroup(pid: number | undefined, child: { kill(s: NodeJS.Signals): boolean }): void {
-  try {
-    if (pid !== undefined && process.platform !== 'win32') process.kill(-pid, 'SIGKILL');
-    else child.kill('SIGKILL');
-  } catch {
-    child.kill('SIGKILL'); // the group is gone already
-  }
-}
-
 /** Runs `docker-credential-<helper> <verb>` with `input` on stdin (the secrets only there). */
-export function runHelperVerb(helper: string, verb: string, input: string, opts: HelperRunOptions, secrets: string[] = []): Promise<RunResult> {
+export async function runHelperVerb(helper: string, verb: string, input: string, opts: HelperRunOptions, secrets: string[] = []): Promise<RunResult> {
   const name = HELPER_PREFIX + helper;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS;
-  return new Promise<RunResult>((resolve, reject) => {
-    if (!lookPath(name, opts.env)) {
-      reject(new FerryError('E_BAD_CONFIG', `credential helper ${name} not found on PATH`, {
-        hint: 'install it, or remove the credsStore/credHelpers entry that names it from the docker config',
-      }));
-      return;
-    }
-    let child;
-    try {
-      child = spawn(name, [verb], { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], detached: process.platform !== 'win32', windowsHide: true });
-    } catch (e) {
-      reject(fail(helper, verb, (e as Error).message, secrets, e));
-      return;
-    }
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outLen = 0;
-    let errLen = 0;
-    let settled = false;
-    const finish = (f: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      f();
-    };
-    const timer = setTimeout(() => {
-      killGroup(child.pid, child);
-      finish(() => reject(fail(helper, verb, `timed out after ${Math.round(timeoutMs / 100) / 10} s`, secrets)));
-    }, timeoutMs);
-    timer.unref?.();
-    child.on('error', (e) => finish(() => reject(fail(helper, verb, e.message, secrets, e))));
-    child.stdout.on('data', (c: Buffer) => {
-      outLen += c.length;
-      if (outLen > MAX_HELPER_OUTPUT) {
-        killGroup(child.pid, child);
-        finish(() => reject(fail(helper, verb, `output exceeds ${MAX_HELPER_OUTPUT} bytes`, secrets)));
-        return;
-      }
-      out.push(c);
+  if (!lookPath(name, opts.env)) {
+    throw new FerryError('E_BAD_CONFIG', `credential helper ${name} not found on PATH`, {
+      hint: 'install it, or remove the credsStore/credHelpers entry that names it from the docker config',
     });
-    child.stderr.on('data', (c: Buffer) => {
-      if (errLen < 64 * 1024) err.push(c);
-      errLen += c.length;
-    });
-    child.stdin.on('error', () => {}); // a helper that exits without reading stdin: EPIPE, harmless
-    child.stdin.end(input);
-    child.on('close', (code, signal) => finish(() => resolve({
-      code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'),
-    })));
-  });
+  }
+  const r = await runChild(name, [verb], { env: opts.env, input, timeoutMs, maxOutput: MAX_HELPER_OUTPUT });
+  switch (r.kind) {
+    case 'exited':
+      return { code: r.code, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+    case 'timeout':
+      throw fail(helper, verb, `timed out after ${Math.round(timeoutMs / 100) / 10} s`, secrets);
+    case 'too-large':
+      throw fail(helper, verb, `output exceeds ${MAX_HELPER_OUTPUT} bytes`, secrets);
+    case 'missing':
+      throw fail(helper, verb, 'not found on PATH', secrets);
+    default:
+      throw fail(helper, verb, r.message, secrets, r.error);
+  }
 }
 
 function statusText(r: RunResult): string {

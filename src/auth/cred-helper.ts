@@ -15,25 +15,25 @@
  *   warns and continues anonymously).
  * - Anything else (other exit text, bad JSON, timeout, stdout over 1 MiB, EACCES) → FerryError
  *   ('E_BAD_CONFIG'), one line naming the helper and the server key.
- * - The helper runs detached, as the leader of its own process group. Timeout (default 30 s) sends
- *   SIGKILL to the whole group (a shell-script helper's children too) and stops reading at once,
- *   even if a grandchild still holds the pipes; a helper that exited but left such a process
- *   behind is judged on what it wrote within 250 ms. Helpers still running when ferry exits are
- *   killed the same way.
+ * - The helper runs through child-process.ts `runChild`: detached, as the leader of its own
+ *   process group. Timeout (default 30 s) sends SIGKILL to the whole group (a shell-script
+ *   helper's children too) and stops reading at once, even if a grandchild still holds the pipes;
+ *   a helper that exited but left such a process behind is judged on what it wrote within 250 ms.
+ *   Helpers still running when ferry exits are killed the same way.
  * - Secrets: a successful answer's text is never quoted in errors; a failing helper's message is
  *   quoted redacted (JSON secret fields, Bearer/Basic values) and truncated.
  * - Results (found / not found / missing) are cached for the life of the process per (helper, key,
  *   PATH); failures are not cached. Concurrent identical lookups share one child process.
  */
-import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { FerryError } from '../errors.js';
 import { redactText } from '../util/redact.js';
+import { lookPath, MAX_CHILD_OUTPUT, runChild } from './child-process.js';
+
+export { lookPath } from './child-process.js';
 
 export const HELPER_PREFIX = 'docker-credential-';
 export const DEFAULT_HELPER_TIMEOUT_MS = 30_000;
-export const MAX_HELPER_OUTPUT = 1024 * 1024;
+export const MAX_HELPER_OUTPUT = MAX_CHILD_OUTPUT;
 const NOT_FOUND_MESSAGE = 'credentials not found in native keychain';
 /** docker/cli native_store.go `tokenUsername`. */
 export const TOKEN_USERNAME = '<token>';
@@ -78,30 +78,9 @@ function excerpt(s: string): string {
   return t.length > 300 ? `${t.slice(0, 300)}…` : t;
 }
 
-/** How long a helper that exited may keep its stdout open (a grandchild holding it) before
- * ferry stops reading and takes what it has. */
-const EXIT_GRACE_MS = 250;
-
-/** Helpers still running, by pid: killed (their whole process group) if ferry exits first. */
-const live = new Set<number>();
-let exitHookInstalled = false;
-
-/** SIGKILL to the helper's process group (it was spawned detached, as its group leader), so a
- * shell script's children die with it; falls back to the child alone (Windows, or a group
- * already gone). */
-function killGroup(pid: number | undefined, child: { kill(sig: NodeJS.Signals): boolean }): void {
-  if (pid !== undefined && process.platform !== 'win32') {
-    try {
-      process.kill(-pid, 'SIGKILL');
-      return;
-    } catch {
-      /* group already gone */
-    }
-  }
-  child.kill('SIGKILL');
-}
-
-function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): Promise<HelperResult> {
+/** Runs `docker-credential-<helper> get` for `serverKey` now, uncached (getFromHelper caches;
+ * the cloud step keeps its own expiring cache). */
+export async function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): Promise<HelperResult> {
   const name = HELPER_PREFIX + helper;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS;
   const fail = (what: string, cause?: unknown): FerryError =>
@@ -109,139 +88,40 @@ function runHelperGet(helper: string, serverKey: string, opts: HelperOptions): P
       hint: `check that ${name} works: echo ${serverKey} | ${name} get`,
       cause,
     });
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const pid of live) killGroup(pid, { kill: () => false });
-    });
+  const r = await runChild(name, ['get'], { env: opts.env, input: serverKey, timeoutMs, maxOutput: MAX_HELPER_OUTPUT });
+  switch (r.kind) {
+    case 'missing':
+      return { kind: 'missing' };
+    case 'timeout':
+      throw fail(`timed out after ${Math.round(timeoutMs / 100) / 10} s (killed)`);
+    case 'too-large':
+      throw fail(`output exceeds ${MAX_HELPER_OUTPUT} bytes`);
+    case 'error':
+      throw fail(r.message, r.error);
+    default:
+      break;
   }
-
-  return new Promise<HelperResult>((resolve, reject) => {
-    let child;
-    try {
-      // detached: its own process group (POSIX setsid), so a timeout can kill every process the
-      // helper started, not just the shell that a script-based helper runs in.
-      child = spawn(name, ['get'], { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true, detached: process.platform !== 'win32' });
-    } catch (e) {
-      reject(fail((e as Error).message, e));
-      return;
-    }
-    const pid = child.pid;
-    if (pid !== undefined) live.add(pid);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outLen = 0;
-    let errLen = 0;
-    let settled = false;
-    let grace: NodeJS.Timeout | undefined;
-    /** Stops reading: our ends of the pipes are closed, so a grandchild that still holds them
-     * keeps neither this promise nor the process waiting. */
-    const stopReading = (): void => {
-      child.stdout.destroy();
-      child.stderr.destroy();
-      child.stdin.destroy();
-      child.unref();
-    };
-    const finish = (f: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(grace);
-      f();
-    };
-    const timer = setTimeout(() => {
-      finish(() => {
-        killGroup(pid, child);
-        stopReading();
-        reject(fail(`timed out after ${Math.round(timeoutMs / 100) / 10} s (killed)`));
-      });
-    }, timeoutMs);
-    timer.unref?.();
-
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      // ENOENT also comes from a script whose interpreter is missing: tell the two apart.
-      if (e.code === 'ENOENT' && !lookPath(name, opts.env)) finish(() => resolve({ kind: 'missing' }));
-      else finish(() => reject(fail(e.code === 'ENOENT' ? `cannot be executed (${e.message})` : e.message, e)));
-    });
-    child.stdout.on('data', (c: Buffer) => {
-      outLen += c.length;
-      if (outLen > MAX_HELPER_OUTPUT) {
-        finish(() => {
-          killGroup(pid, child);
-          stopReading();
-          reject(fail(`output exceeds ${MAX_HELPER_OUTPUT} bytes`));
-        });
-        return;
-      }
-      out.push(c);
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      if (errLen < 64 * 1024) err.push(c);
-      errLen += c.length;
-    });
-    // A helper that exits without reading stdin makes our write fail with EPIPE: harmless.
-    child.stdin.on('error', () => {});
-    child.stdout.on('error', () => {});
-    child.stderr.on('error', () => {});
-    child.stdin.end(serverKey);
-
-    const conclude = (code: number | null, signal: NodeJS.Signals | null): void => {
-      finish(() => {
-        const stdout = Buffer.concat(out).toString('utf8');
-        if (code !== 0) {
-          if (stdout.trim() === NOT_FOUND_MESSAGE) return resolve({ kind: 'none' });
-          const text = stdout.trim() || Buffer.concat(err).toString('utf8').trim();
-          const status = signal ? `killed by ${signal}` : `exit status ${code}`;
-          return reject(fail(text ? `${status}: ${excerpt(text)}` : status));
-        }
-        // A successful answer carries the secret: its text is never quoted in an error.
-        let doc: unknown;
-        try {
-          doc = JSON.parse(stdout);
-        } catch {
-          return reject(fail(`output is not JSON (${Buffer.byteLength(stdout)} bytes, not shown: it may hold the secret)`));
-        }
-        if (typeof doc !== 'object' || doc === null) return reject(fail('output is not a JSON object'));
-        const o = doc as Record<string, unknown>;
-        const username = typeof o['Username'] === 'string' ? o['Username'] : '';
-        const secret = typeof o['Secret'] === 'string' ? o['Secret'] : '';
-        if (username === TOKEN_USERNAME) return resolve(secret ? { kind: 'identity-token', token: secret } : { kind: 'none' });
-        if (username === '' && secret === '') return resolve({ kind: 'none' });
-        resolve({ kind: 'basic', username, secret });
-      });
-    };
-    child.on('exit', (code, signal) => {
-      if (pid !== undefined) live.delete(pid);
-      // Normally 'close' follows at once; if a process the helper left behind holds stdout open,
-      // stop reading after a short grace, kill the leftovers and judge what arrived.
-      grace = setTimeout(() => {
-        killGroup(pid, child);
-        stopReading();
-        conclude(code, signal);
-      }, EXIT_GRACE_MS);
-      grace.unref?.();
-    });
-    child.on('close', (code, signal) => conclude(code, signal));
-  });
-}
-
-/** exec.LookPath: first executable regular file called `name` on the env's PATH. */
-export function lookPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
-  const exts = process.platform === 'win32' ? (env['PATHEXT'] ?? '.EXE;.CMD;.BAT;.COM').split(';') : [''];
-  for (const dir of pathOf(env).split(delimiter)) {
-    if (dir === '') continue;
-    for (const ext of exts) {
-      const p = join(dir, name + ext);
-      try {
-        if (!statSync(p).isFile()) continue;
-        accessSync(p, constants.X_OK);
-        return p;
-      } catch {
-        /* not here */
-      }
-    }
+  const { code, signal, stdout } = r;
+  if (code !== 0) {
+    if (stdout.trim() === NOT_FOUND_MESSAGE) return { kind: 'none' };
+    const text = stdout.trim() || r.stderr.trim();
+    const status = signal ? `killed by ${signal}` : `exit status ${code}`;
+    throw fail(text ? `${status}: ${excerpt(text)}` : status);
   }
-  return undefined;
+  // A successful answer carries the secret: its text is never quoted in an error.
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdout);
+  } catch {
+    throw fail(`output is not JSON (${Buffer.byteLength(stdout)} bytes, not shown: it may hold the secret)`);
+  }
+  if (typeof doc !== 'object' || doc === null) throw fail('output is not a JSON object');
+  const o = doc as Record<string, unknown>;
+  const username = typeof o['Username'] === 'string' ? o['Username'] : '';
+  const secret = typeof o['Secret'] === 'string' ? o['Secret'] : '';
+  if (username === TOKEN_USERNAME) return secret ? { kind: 'identity-token', token: secret } : { kind: 'none' };
+  if (username === '' && secret === '') return { kind: 'none' };
+  return { kind: 'basic', username, secret };
 }
 
 /**
