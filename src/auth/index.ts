@@ -9,6 +9,7 @@ export type { AuthfileOptions } from './authfile.js';
 export { parseAuthfile, resolveFromAuthfile } from './authfile.js';
 export { parseCredsFlag } from './flags.js';
 export { clearCredentialHelperCache } from './cred-helper.js';
+export { clearCloudCredentialCache } from './cloud/index.js';
 export { DOCKER_HUB_KEY, dockerAuthKey, convertToHostname } from './docker-config.js';
 export type { TokenKeyParts, TokenGrant, CachedToken } from './token-cache.js';
 export { TokenCache, tokenCacheKey, tokenExpiry } from './token-cache.js';

@@ -13,7 +13,10 @@
  *       host; only the entry's `registrytoken` survives (and wins, as in moby);
  *    c. without one: the file store (exact key, then ConvertToHostname scan).
  * 3. If that gave nothing: podman auth files (podman-auth.ts).
- * 4. `{ kind: 'anonymous', source: 'anonymous' }`.
+ * 4. Cloud registries (ECR, ECR Public, GCR / Artifact Registry, ACR; the registry profiles
+ *    table decides): an unconfigured docker credential helper on PATH, else the cloud's CLI
+ *    (cloud/index.ts). Off with `cloudAuth: false` (--no-cloud-auth). A failure is one warning.
+ * 5. `{ kind: 'anonymous', source: 'anonymous (…what was looked up, and why cloud gave none…)' }`.
  *
  * Deviations from docker, on purpose: a helper binary missing from PATH is a warning plus
  * fall-through (docker fails the pull); an auto-detected default store that fails is also only a
@@ -34,6 +37,7 @@ import {
 } from './docker-config.js';
 import { detectDefaultStore, getFromHelper, HELPER_PREFIX } from './cred-helper.js';
 import { findInPodmanFile, podmanAuthFiles } from './podman-auth.js';
+import { cloudCredential, cloudOf } from './cloud/index.js';
 import { isFerryError } from '../errors.js';
 
 export interface ResolveOptions {
@@ -47,6 +51,12 @@ export interface ResolveOptions {
   helperTimeoutMs?: number;
   /** Repository path (e.g. `org/app`) for podman's namespaced auth.json keys; optional. */
   repository?: string;
+  /** Step 4, credentials from cloud CLIs for cloud registry hosts; default true. */
+  cloudAuth?: boolean;
+  /** Per cloud CLI or helper run in step 4; default 60 s. */
+  cloudTimeoutMs?: number;
+  /** --debug lines (which cloud CLI ran, how long it took; never a secret). */
+  debug?: (msg: string) => void;
 }
 
 const defaultWarn = (msg: string): void => {
@@ -156,7 +166,18 @@ export async function resolveCredential(registry: string, opts: ResolveOptions =
     if (c) return c;
   }
 
-  // 4. nothing: say what was looked up, so a 401's hint can name the exact key (Docker Hub's is
-  // https://index.docker.io/v1/, not docker.io).
-  return { kind: 'anonymous', source: `anonymous (no credentials for ${JSON.stringify(key)} in docker config ${cfg.path}${envConfig ? ' or DOCKER_AUTH_CONFIG' : ''}, nor in podman's auth files)` };
+  // 4. cloud registries: the cloud's helper or CLI
+  let cloudNote = '';
+  if (opts.cloudAuth === false) {
+    if (cloudOf(registry)) cloudNote = '; cloud credentials are off (--no-cloud-auth)';
+  } else {
+    const cloudOpts = { env, warn, ...(opts.debug ? { debug: opts.debug } : {}), ...(opts.cloudTimeoutMs !== undefined ? { timeoutMs: opts.cloudTimeoutMs } : {}) };
+    const r = await cloudCredential(registry, cloudOpts);
+    if (r?.kind === 'credential') return r.credential;
+    if (r) cloudNote = `; ${r.reason}`;
+  }
+
+  // 5. nothing: say what was looked up, so a 401's hint can name the exact key (Docker Hub's is
+  // https://index.docker.io/v1/, not docker.io), and why the cloud step gave nothing.
+  return { kind: 'anonymous', source: `anonymous (no credentials for ${JSON.stringify(key)} in docker config ${cfg.path}${envConfig ? ' or DOCKER_AUTH_CONFIG' : ''}, nor in podman's auth files${cloudNote})` };
 }
