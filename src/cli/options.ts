@@ -9,6 +9,8 @@ import type { CliIO } from './io.js';
 export interface GlobalOptions extends CredentialFlags {
   plainHttp?: boolean;
   tlsVerify: boolean;
+  /** false with --no-cloud-auth. */
+  cloudAuth?: boolean;
   debug?: boolean;
   quiet?: boolean;
   json?: boolean;
@@ -28,6 +30,7 @@ export function addGlobalOptions(program: Command): void {
     .option('--authfile <file>', 'read credentials from this file instead of docker/podman config: a docker config.json, podman auth.json, Kubernetes .dockerconfigjson or Secret (JSON)')
     .option('--src-authfile <file>', 'authfile for the source registry (overrides --authfile)')
     .option('--dest-authfile <file>', 'authfile for the destination registry (overrides --authfile)')
+    .option('--no-cloud-auth', 'do not ask cloud CLIs or their credential helpers (aws, gcloud, az) for ECR, GCR/Artifact Registry or ACR credentials when no other source has any')
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
@@ -80,6 +83,7 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (bound.credentials.length) ctx.credentials = bound.credentials;
   if (bound.authfiles.source || bound.authfiles.destination) ctx.authfiles = bound.authfiles;
   if (g.plainHttp) ctx.plainHttp = true;
+  if (g.cloudAuth === false) ctx.cloudAuth = false;
   if (debug) ctx.debug = debug;
   return ctx;
 }

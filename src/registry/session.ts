@@ -30,6 +30,9 @@ export interface SessionOptions {
   env?: NodeJS.ProcessEnv;
   userAgent: string;
   retry?: BackoffPolicy;
+  /** Default-chain lookups may ask cloud CLIs (aws, gcloud, az) for cloud registries; default true
+   * (--no-cloud-auth: false). Not used with authfiles or bindings. */
+  cloudAuth?: boolean;
 }
 
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -83,7 +86,10 @@ export class Session {
     }
     return {
       key: JSON.stringify([ref.registry, 'default', ref.repository]), label: side,
-      resolve: () => resolveCredential(ref.registry, { env, warn, repository: ref.repository }),
+      resolve: () => resolveCredential(ref.registry, {
+        env, warn, repository: ref.repository,
+        ...(this.opts.cloudAuth === false ? { cloudAuth: false } : {}), ...(this.opts.debug ? { debug: this.opts.debug } : {}),
+      }),
     };
   }
 
