@@ -28,7 +28,7 @@ export function classifyAws(stderr: string): string | undefined {
 }
 
 export async function awsCredential(ctx: CloudContext, isPublic: boolean): Promise<CloudResult> {
-  const helper = await viaHelper('ecr-login', ctx, FIX, 6 * HOUR);
+  const helper = await viaHelper('ecr-login', ctx, FIX, 6 * HOUR, classifyAws);
   if (helper) return helper;
   const region = isPublic ? 'us-east-1' : ecrRegion(ctx.registry);
   if (!region) return { kind: 'unavailable', reason: `no AWS region in the host name ${ctx.registry}` };

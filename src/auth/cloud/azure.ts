@@ -35,7 +35,7 @@ function withNullGuid(c: Credential): Credential {
 }
 
 export async function azureCredential(ctx: CloudContext): Promise<CloudResult> {
-  const helper = await viaHelper('acr-env', ctx, 'check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID (or run az login)', TTL, withNullGuid);
+  const helper = await viaHelper('acr-env', ctx, 'check AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID (or run az login)', TTL, classifyAz, withNullGuid);
   if (helper) return helper;
   const name = acrName(ctx.registry);
   if (!name) return { kind: 'unavailable', reason: `no registry name in the host name ${ctx.registry}` };

@@ -58,7 +58,7 @@ function keyFileCredential(ctx: CloudContext): { credential: Credential } | { sk
 
 export async function gcpCredential(ctx: CloudContext): Promise<CloudResult> {
   for (const helper of ['gcloud', 'gcr']) {
-    const r = await viaHelper(helper, ctx, FIX, FIVE_MIN);
+    const r = await viaHelper(helper, ctx, FIX, FIVE_MIN, classifyGcloud);
     if (r) return r;
   }
   const key = keyFileCredential(ctx);

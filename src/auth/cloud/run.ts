@@ -56,7 +56,9 @@ export type Classifier = (stderr: string) => string | undefined;
  * Runs `docker-credential-<helper> get` with the registry host as the server URL (what docker
  * passes for a credHelpers entry). undefined when the helper is not on PATH.
  */
-export async function viaHelper(helper: string, ctx: CloudContext, fix: string, ttlMs: number, extra?: (c: Credential) => Credential): Promise<CloudResult | undefined> {
+export async function viaHelper(
+  helper: string, ctx: CloudContext, fix: string, ttlMs: number, classify: Classifier, extra?: (c: Credential) => Credential,
+): Promise<CloudResult | undefined> {
   const name = HELPER_PREFIX + helper;
   if (!lookPath(name, ctx.env)) return undefined;
   const source = `credential helper ${name} (cloud)`;
@@ -85,7 +87,8 @@ export async function viaHelper(helper: string, ctx: CloudContext, fix: string, 
   } catch (e) {
     done('failed');
     const msg = isFerryError(e) ? e.message : String(e);
-    return { kind: 'failed', reason: `${excerptLine(msg)}; ${fix}` };
+    const known = classify(msg);
+    return { kind: 'failed', reason: `${known ? `${name} failed: ${known}` : excerptLine(msg)}; ${fix}` };
   }
 }
 
