@@ -19,7 +19,9 @@
  *     docker's key (`https://index.docker.io/v1/` for Hub), then any key whose ConvertToHostname
  *     (docker) or normalised form (podman: `docker.io` ≡ `index.docker.io` ≡ `registry-1.docker.io`)
  *     names the registry.
- *   - nothing found: anonymous (an authfile need not cover every registry of a command).
+ *   - nothing found: anonymous (an authfile need not cover every registry of a command). The
+ *     cloud step of the default chain (cloud/: aws, gcloud, az) is not used either: the file says
+ *     everything, as with the default store.
  *
  * A missing, unreadable or malformed file is E_BAD_CONFIG naming the file (never its contents).
  */
