@@ -251,13 +251,11 @@ export function writeFakeCloudClis(dir: string, opts: FakeCloudOptions = {}): Fa
     const body = cli === 'aws' ? awsScript(tokens) : cli === 'gcloud' ? gcloudScript(tokens) : cli === 'az' ? azScript(tokens) : helperScript(cli, tokens);
     fs.writeFileSync(path.join(binDir, cli), preamble(cli, logFile, pidFile, mode, hangSeconds, isHelper) + body, { mode: 0o755 });
   }
+  const invocations = (): FakeInvocation[] => fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as FakeInvocation);
   return {
-    binDir, logFile, tokens,
+    binDir, logFile, tokens, invocations,
     path: (rest?: string) => (rest ? `${binDir}${path.delimiter}${rest}` : binDir),
-    invocations: () => fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as FakeInvocation),
-    count(cli) {
-      return this.invocations().filter((i) => cli === undefined || i.cli === cli).length;
-    },
+    count: (cli?: FakeCloudCli) => invocations().filter((i) => cli === undefined || i.cli === cli).length,
     hangPids: () => (fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').split('\n').filter(Boolean).map(Number) : []),
   };
 }

@@ -11,6 +11,9 @@
  *   token-shaped) and cut to 200 characters; a known message (not logged in, no credentials
  *   configured) is replaced by a plain phrase. A successful answer's text is never quoted.
  * - --debug names what ran, for which host, how long it took and how it ended; never output.
+ * - Windows: `az` and `gcloud` are `.cmd` wrappers there, which Node refuses to spawn without a
+ *   shell (since the CVE-2024-27980 fix); they then fail with a warning and ferry goes on
+ *   anonymously. Not tested on Windows.
  */
 import type { Credential } from '../credential.js';
 import { runHelperGet, HELPER_PREFIX } from '../cred-helper.js';
