@@ -1,8 +1,8 @@
 /**
  * Cloud CLIs and helpers that hang (src/auth/cloud/ through auth/child-process.ts): the timeout
  * (`cloudTimeoutMs`) kills the whole process group — the script and the sleeping grandchild that
- * holds its stdout — and resolveCredential returns (anonymous, one warning) within about a second
- * of the timeout. Also: the real google-cloud-cli installed on this machine, not logged in,
+ * holds its stdout — and resolveCredential returns (anonymous, one warning) within a second of
+ * the timeout. Also: the real google-cloud-cli installed on this machine, not logged in,
  * gives the same "not logged in; run gcloud auth login" as the fake.
  */
 import fs from 'node:fs';
@@ -63,26 +63,30 @@ function env(binPath: string): NodeJS.ProcessEnv {
 
 describe('a hanging cloud CLI or helper', () => {
   it.each([
-    ['aws', '123456789012.dkr.ecr.us-east-1.amazonaws.com', 'aws ecr get-login-password --region us-east-1 failed: timed out after 0.5 s (killed); run aws configure (or aws sso login)'],
-    ['gcloud', 'gcr.io', 'gcloud auth print-access-token failed: timed out after 0.5 s (killed); run gcloud auth login'],
-    ['az', 'myreg.azurecr.io', 'az acr login --name myreg --expose-token failed: timed out after 0.5 s (killed); run az login'],
-    ['docker-credential-ecr-login', 'public.ecr.aws', 'credential helper docker-credential-ecr-login failed for public.ecr.aws: timed out after 0.5 s (killed); run aws configure'],
+    ['aws', '123456789012.dkr.ecr.us-east-1.amazonaws.com', 'aws ecr get-login-password --region us-east-1 failed: timed out after 1 s (killed); run aws configure (or aws sso login)'],
+    ['gcloud', 'gcr.io', 'gcloud auth print-access-token failed: timed out after 1 s (killed); run gcloud auth login'],
+    ['az', 'myreg.azurecr.io', 'az acr login --name myreg --expose-token failed: timed out after 1 s (killed); run az login'],
+    ['docker-credential-ecr-login', 'public.ecr.aws', 'credential helper docker-credential-ecr-login failed for public.ecr.aws: timed out after 1 s (killed); run aws configure'],
   ] as const)('%s: killed with its grandchild at the timeout; anonymous within ~1 s of it, one warning', async (cli: FakeCloudCli, host, reason) => {
     const fake = writeFakeCloudClis(root, { clis: [cli], modes: { [cli]: 'hang' } });
     const warns: string[] = [];
     const t0 = performance.now();
-    const c = await resolveCredential(host, { env: env(fake.path()), homeDir: root, warn: (m) => warns.push(m), cloudTimeoutMs: 500 });
+    const pending = resolveCredential(host, { env: env(fake.path()), homeDir: root, warn: (m) => warns.push(m), cloudTimeoutMs: 1000 });
+    // Both processes are running before the timeout strikes (the script writes their pids first).
+    for (let i = 0; i < 40 && fake.hangPids().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const running = fake.hangPids();
+    leftovers.push(...running);
+    expect(running).toHaveLength(2); // the script and its background sleep holding stdout
+    for (const p of running) expect(alive(p)).toBe(true);
+    const c = await pending;
     const ms = performance.now() - t0;
-    expect(ms).toBeGreaterThanOrEqual(490);
-    expect(ms).toBeLessThan(1500);
+    expect(ms).toBeGreaterThanOrEqual(990);
+    expect(ms).toBeLessThan(2000);
     expect(c.kind).toBe('anonymous');
     expect(c.source).toContain(reason);
     expect(warns).toHaveLength(1);
     expect(warns[0]).toContain(reason);
-    const pids = fake.hangPids();
-    leftovers.push(...pids);
-    expect(pids).toHaveLength(2); // the script and its background sleep holding stdout
-    for (const p of pids) expect(await goneWithin(p, 1000)).toBe(true);
+    for (const p of running) expect(await goneWithin(p, 1000)).toBe(true);
   });
 
   it('without cloudTimeoutMs the default is 60 s: a CLI answering after 1 s is waited for', async () => {
