@@ -14,6 +14,7 @@ export interface GlobalOptions extends CredentialFlags {
   json?: boolean;
   progress: 'auto' | 'tty' | 'plain' | 'json' | 'none';
   progressInterval: number;
+  keychain?: boolean;
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -28,6 +29,7 @@ export function addGlobalOptions(program: Command): void {
     .option('--authfile <file>', 'read credentials from this file instead of docker/podman config: a docker config.json, podman auth.json, Kubernetes .dockerconfigjson or Secret (JSON)')
     .option('--src-authfile <file>', 'authfile for the source registry (overrides --authfile)')
     .option('--dest-authfile <file>', 'authfile for the destination registry (overrides --authfile)')
+    .option('--keychain', 'read credentials stored by ferry login --keychain from the OS keychain (Secret Service, macOS Keychain, Windows Credential Manager) before docker\'s and podman\'s files')
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
@@ -80,6 +82,7 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (bound.credentials.length) ctx.credentials = bound.credentials;
   if (bound.authfiles.source || bound.authfiles.destination) ctx.authfiles = bound.authfiles;
   if (g.plainHttp) ctx.plainHttp = true;
+  if (g.keychain) ctx.keychain = true;
   if (debug) ctx.debug = debug;
   return ctx;
 }
