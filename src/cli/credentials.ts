@@ -90,6 +90,7 @@ export async function commandScope(cmd: Command, debug?: (line: string) => void)
     case 'delete':
       return { command: name, twoSided: false, source: await tryLocation(docker(`docker://${str(0).replace(/^docker:\/\//, '')}`)), destination: [] };
     case 'inspect':
+    case 'explain': // ferry auth explain REF
       return { command: name, twoSided: false, source: await tryLocation(docker(str(0))), destination: [] };
     default:
       return { command: name, twoSided: false, source: [], destination: [] };

@@ -6,6 +6,7 @@ import { tagsCommand } from './commands/tags.js';
 import { copyCommand } from './commands/copy.js';
 import { tagCommands } from './commands/tag.js';
 import { loginCommands } from './commands/login.js';
+import { authCommands } from './commands/auth.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   copyCommand(program, io, signal);
   tagCommands(program, io, signal);
   loginCommands(program, io, signal);
+  authCommands(program, io, signal);
   program.addHelpText('after', `
 Examples:
   ferry inspect alpine:3.20

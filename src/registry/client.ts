@@ -32,6 +32,15 @@ export interface RegistryClientOptions {
   /** Where this client's credentials came from (or what was looked up), for 401 hints. */
   credentialSource?: () => string | undefined;
   secrets?: () => string[];
+  /** Who this client authenticates as (resolving the credential if not done yet); never the secret. */
+  credentialInfo?: () => Promise<CredentialInfo>;
+}
+
+/** A credential described without its secret (ferry auth explain). */
+export interface CredentialInfo {
+  kind: 'anonymous' | 'basic' | 'identity-token' | 'registry-token';
+  username?: string;
+  source?: string;
 }
 
 /** Distribution API for one registry (distribution-spec v1.1 endpoints). */

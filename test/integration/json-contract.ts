@@ -54,7 +54,7 @@ function list(section: string, n = 0): FieldList {
   return t;
 }
 
-const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete' };
+const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain' };
 const BLOB_FIELDS = ['total', 'skipped', 'mounted', 'transferred', 'bytes', 'transferredBytes'];
 
 function expectFields(obj: Record<string, unknown>, fields: FieldList, what: string): void {
@@ -63,7 +63,7 @@ function expectFields(obj: Record<string, unknown>, fields: FieldList, what: str
   expect(undocumented, `${what}: fields not in docs/json.md`).toEqual([]);
   const missing = [...fields.required].filter((k) => !(k in obj));
   expect(missing, `${what}: documented fields missing`).toEqual([]);
-  for (const k of keys) if (obj[k] === null && !['entrypoint', 'cmd', 'hint'].includes(k)) throw new Error(`${what}.${k} is null: absent fields are left out, not null`);
+  for (const k of keys) if (obj[k] === null && !['entrypoint', 'cmd', 'hint', 'challenge'].includes(k)) throw new Error(`${what}.${k} is null: absent fields are left out, not null`);
 }
 
 function expectShared(obj: Record<string, unknown>, what: string): void {
