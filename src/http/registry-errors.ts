@@ -1,6 +1,7 @@
 import { FerryError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter } from '../util/backoff.js';
 import { readTruncated } from '../util/bounded.js';
+import { profileFor } from '../ref/registry-profiles.js';
 import { redactText, redactUrl } from '../util/redact.js';
 import type { HttpResponse } from './types.js';
 
@@ -78,9 +79,13 @@ export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): P
       if (insufficientScope && ctx.hadCredentials) {
         return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
       }
+    {
+      // The registry's own convention (NGC's $oauthtoken, ECR's AWS + get-login-password, …).
+      const how = profileFor(loginHost(res.url))?.loginHint;
       return ctx.hadCredentials
-        ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, `check the username and password/token (--creds, ferry login ${loginHost(res.url)}, or your credential helper)`)
-        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, `pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login ${loginHost(res.url)}${lookedUp(ctx.credentialSource)}`);
+        ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, `check the username and password/token (--creds, ferry login ${loginHost(res.url)}, or your credential helper)${ctx.credentialSource ? `; they came from ${ctx.credentialSource}` : ''}${how ? `; ${how}` : ''}`)
+        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, `${how ? `${how}; or ` : ''}pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login ${loginHost(res.url)}${lookedUp(ctx.credentialSource)}`);
+    }
     case 403:
       return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
     case 404:
