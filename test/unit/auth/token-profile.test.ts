@@ -53,7 +53,7 @@ describe('fetchToken: profile and login options', () => {
 
   it('a 400 without that profile stays the generic token failure', async () => {
     const f = fake({ status: 400, body: '{}' });
-    const err = await fetchToken(f.transport, { realm: 'https://r.example/token', scopes: [], credential: basic }).catch((e: unknown) => e as Error);
+    const err = (await fetchToken(f.transport, { realm: 'https://r.example/token', scopes: [], credential: basic }).catch((e: unknown) => e)) as Error;
     expect(err.message).toMatch(/token request to r\.example failed with HTTP 400/);
   });
 
