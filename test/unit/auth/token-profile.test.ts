@@ -43,7 +43,7 @@ describe('fetchToken: profile and login options', () => {
 
   it('badCredentialsStatus 400: E_UNAUTHORIZED naming the status and the login hint, no secret', async () => {
     const f = fake({ status: 400, body: '{"code":"CRG0014E","message":"bad request"}' });
-    const err = await fetchToken(f.transport, { realm: 'https://us.icr.io/oauth/token', service: 'registry', scopes: [], credential: basic, badCredentialsStatus: 400, loginHint: 'ferry login <region>.icr.io -u iamapikey' }).catch((e: unknown) => e as Error & { code: string; hint?: string });
+    const err = (await fetchToken(f.transport, { realm: 'https://us.icr.io/oauth/token', service: 'registry', scopes: [], credential: basic, badCredentialsStatus: 400, loginHint: 'ferry login <region>.icr.io -u iamapikey' }).catch((e: unknown) => e)) as Error & { code: string; hint?: string };
     expect(err.code).toBe('E_UNAUTHORIZED');
     expect(err.message).toMatch(/^authentication failed for us\.icr\.io/);
     expect(err.hint).toContain('it answers a wrong user or password with HTTP 400');
