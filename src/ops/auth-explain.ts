@@ -17,7 +17,7 @@
  */
 import type { AuthEvent } from '../http/auth.js';
 import { FerryError, isAbortError, isFerryError } from '../errors.js';
-import { parseReference, profileForChallenge, profileFor, type ImageReference, type UserConvention } from '../ref/index.js';
+import { parseReference, profileForChallenge, profileFor, profileValue, type ImageReference, type RegistryProfile } from '../ref/index.js';
 import type { CredentialInfo, RegistryClient } from '../registry/client.js';
 import { type OpContext, withSession } from './context.js';
 
@@ -40,7 +40,8 @@ export interface AuthExplainResult {
   registry: string;
   repository: string;
   apiHost: string;
-  profile?: { id: string; name: string; loginHint?: string; users?: UserConvention[] };
+  /** The registry's row of ref/registry-profiles.ts, `{host}` filled in (minus the host pattern). */
+  profile?: Omit<RegistryProfile, 'hosts'>;
   credentials: { pull: CredentialInfo; push: CredentialInfo };
   /** The registry's challenge; null when it asked for no authentication. */
   challenge: { scheme: string; realm?: string; service?: string } | null;
@@ -186,7 +187,7 @@ export async function authExplain(input: string, ctx: OpContext): Promise<AuthEx
       registry: ref.registry,
       repository: repo,
       apiHost: ref.apiHost(),
-      ...(profile ? { profile: { id: profile.id, name: profile.name, ...(profile.loginHint ? { loginHint: profile.loginHint } : {}), ...(profile.users ? { users: profile.users } : {}) } } : {}),
+      ...(profile ? { profile: profileFacts(profile, ref.registry) } : {}),
       credentials: { pull: await infoOf(puller), push: await infoOf(pusher) },
       challenge: ch ? { scheme: ch.scheme, ...(ch.params['realm'] ? { realm: ch.params['realm'] } : {}), ...(ch.params['service'] ? { service: ch.params['service'] } : {}) } : null,
       pull: pull.access,
@@ -200,4 +201,11 @@ export async function authExplain(input: string, ctx: OpContext): Promise<AuthEx
 async function infoOf(c: RegistryClient): Promise<CredentialInfo> {
   if (!c.opts.credentialInfo) throw new FerryError('E_INTERNAL', 'registry client without credential information');
   return c.opts.credentialInfo();
+}
+
+function profileFacts(p: RegistryProfile, registry: string): Omit<RegistryProfile, 'hosts'> {
+  const { hosts: _h, realm, service, ...rest } = p;
+  const r = profileValue(realm, registry);
+  const sv = profileValue(service, registry);
+  return { ...rest, ...(r ? { realm: r } : {}), ...(sv ? { service: sv } : {}) };
 }

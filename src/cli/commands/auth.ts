@@ -57,6 +57,22 @@ export function renderExplain(r: AuthExplainResult): string {
   const [p0, ...pRest] = access(r.pull);
   const [q0, ...qRest] = access(r.push);
   lines.push(`Pull:        ${p0}`, ...pRest, `Push:        ${q0}`, ...qRest);
-  if (r.profile?.loginHint && (r.pull.allowed === false || r.push.allowed === false)) lines.push(`Log in:      ${r.profile.loginHint}`);
+  if (r.profile) {
+    const p = r.profile;
+    const facts = [
+      p.realm && r.challenge?.realm && p.realm !== r.challenge.realm ? `expected realm ${p.realm}` : '',
+      p.basicOnly ? 'Basic auth only' : '',
+      p.tokenPost === false ? 'token endpoint takes GET only' : '',
+      p.badCredentialsStatus ? `a wrong password gets HTTP ${p.badCredentialsStatus}` : '',
+      p.cloud ? `cloud credentials: ${p.cloud}` : '',
+      p.chunk ? `upload chunks ${p.chunk.min ? `≥ ${p.chunk.min / 1048576} MiB` : ''}${p.chunk.min && p.chunk.max ? ', ' : ''}${p.chunk.max ? `≤ ${p.chunk.max / 1048576} MiB` : ''}` : '',
+      p.mount && p.mount !== 'yes' ? `mount: ${p.mount}` : '',
+      p.tagPageSize ? `${p.tagPageSize} tags a page` : '',
+      p.rateLimitHeaders ? 'publishes pull rate limits' : '',
+    ].filter(Boolean);
+    if (facts.length) lines.push(`Profile:     ${facts.join('; ')}`);
+    if (p.users?.length) lines.push(`Users:       ${p.users.map((u) => `${u.user} (${u.secret})`).join('; ')}`);
+    if (p.loginHint && (r.pull.allowed === false || r.push.allowed === false)) lines.push(`Log in:      ${p.loginHint}`);
+  }
   return lines.join('\n');
 }
