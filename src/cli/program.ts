@@ -50,9 +50,11 @@ Locations:
                            docker save / docker load format (also read by podman, skopeo, Apptainer)
 
 Credentials come from --creds / --username --password-stdin (the one registry of the command;
---src-creds / --dest-creds per side when there are two), or --authfile FILE, else docker's
-config (DOCKER_CONFIG or ~/.docker/config.json: auths, credHelpers, credsStore), then podman's
-auth.json, else anonymous.
+--src-creds / --dest-creds per side when there are two), or --authfile FILE, or with --keychain
+the OS keychain (ferry login --keychain), else docker's config (DOCKER_CONFIG or
+~/.docker/config.json: auths, credHelpers, credsStore), then podman's auth.json, then for ECR,
+GCR/Artifact Registry and ACR the cloud's own CLI (--no-cloud-auth: not), else anonymous.
+ferry auth explain REF shows which one is used and what the registry grants.
 
 Exit status: 0 ok, 1 other, 2 usage or bad input, 3 authentication/permission,
 4 not found in the registry, 5 network/registry, 6 verification failed, 7 unsupported,
