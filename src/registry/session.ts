@@ -15,6 +15,7 @@ import { readTruncated } from '../util/bounded.js';
 import type { BackoffPolicy } from '../util/backoff.js';
 import { isLoopbackRegistry, type ImageReference } from '../ref/index.js';
 import { RegistryClient } from './client.js';
+import { RateLimitLog } from './rate-limit-log.js';
 
 export interface SessionOptions {
   /** Credentials bound to registry hosts (and optionally a side): --creds, --src-creds, --dest-creds.
@@ -30,6 +31,9 @@ export interface SessionOptions {
   env?: NodeJS.ProcessEnv;
   userAgent: string;
   retry?: BackoffPolicy;
+  /** Where the rate limits registries announce are kept and the low-budget warning is given
+   * once per registry (one per CLI process; default: one per session). */
+  rateLimits?: RateLimitLog;
 }
 
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -52,8 +56,11 @@ export class Session {
   private readonly secrets = new Set<string>();
   /** One scheme choice per registry host, shared by that host's clients (one https probe). */
   private readonly schemes = new Map<string, Middleware>();
+  /** The rate limits the registries of this session announced (latest per registry). */
+  readonly rateLimits: RateLimitLog;
 
   constructor(readonly opts: SessionOptions) {
+    this.rateLimits = opts.rateLimits ?? new RateLimitLog();
     for (const b of opts.credentials ?? []) credentialSecrets(b.credential).forEach((s) => this.secrets.add(s));
   }
 
@@ -129,6 +136,7 @@ export class Session {
       hasCredentials: () => current.kind !== 'anonymous',
       credentialSource: () => current.source,
       secrets: () => [...this.secrets],
+      onRateLimit: (rl) => this.rateLimits.record(ref.registry, rl, this.opts.warn),
     });
     this.clients.set(choice.key, client);
     return client;
