@@ -6,6 +6,7 @@ import { tagsCommand } from './commands/tags.js';
 import { copyCommand } from './commands/copy.js';
 import { tagCommands } from './commands/tag.js';
 import { loginCommands } from './commands/login.js';
+import { ratelimitCommand } from './commands/ratelimit.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   copyCommand(program, io, signal);
   tagCommands(program, io, signal);
   loginCommands(program, io, signal);
+  ratelimitCommand(program, io, signal);
   program.addHelpText('after', `
 Examples:
   ferry inspect alpine:3.20
@@ -38,6 +40,7 @@ Examples:
   ferry push app.tar registry.example:5000/team/app:1.0
   ferry copy quay.io/org/tool:v2 registry.internal/mirror/tool:v2
   echo "$TOKEN" | ferry tags --username me --password-stdin registry.example/team/app
+  ferry ratelimit                                       # Docker Hub pull budget (HEAD only: costs no pull)
 
 Locations:
   REF                      a registry image: ubuntu, ghcr.io/org/app:1.2, host:5000/ns/app@sha256:…
