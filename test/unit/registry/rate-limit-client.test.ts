@@ -222,3 +222,21 @@ describe('ops: ratelimit and inspect', () => {
     expect((await inspect(`${plain.host}/library/app:v1`, {}, ctxFor())).rateLimit).toBeUndefined();
   });
 });
+
+describe('cli: what ferry ratelimit asks about', () => {
+  it('no REF is Docker Hub\'s probe image, so --creds binds to docker.io', async () => {
+    const { Command } = await import('commander');
+    const { commandScope, bindCredentials } = await import('../../../src/cli/credentials.js');
+    const scopeOf = async (argv: string[]) => {
+      const cmd = new Command('ratelimit').argument('[reference]').action(() => {});
+      await cmd.parseAsync(argv, { from: 'user' });
+      return commandScope(cmd);
+    };
+    const none = await scopeOf([]);
+    expect(none.source.map((l) => (l.transport === 'docker' ? l.ref.toString() : l.transport))).toEqual(['docker.io/ratelimitpreview/test:latest']);
+    const bound = await bindCredentials({ creds: 'me:tok' }, none, async () => '');
+    expect(bound.credentials.map((b) => b.registry)).toEqual(['docker.io']);
+    const other = await scopeOf(['ghcr.io/org/app:1']);
+    expect(other.source.map((l) => (l.transport === 'docker' ? l.ref.registry : l.transport))).toEqual(['ghcr.io']);
+  });
+});
