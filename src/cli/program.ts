@@ -7,6 +7,7 @@ import { copyCommand } from './commands/copy.js';
 import { tagCommands } from './commands/tag.js';
 import { loginCommands } from './commands/login.js';
 import { authCommands } from './commands/auth.js';
+import { ratelimitCommand } from './commands/ratelimit.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -31,6 +32,7 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   tagCommands(program, io, signal);
   loginCommands(program, io, signal);
   authCommands(program, io, signal);
+  ratelimitCommand(program, io, signal);
   program.addHelpText('after', `
 Examples:
   ferry inspect alpine:3.20
@@ -40,6 +42,7 @@ Examples:
   ferry push app.tar registry.example:5000/team/app:1.0
   ferry copy quay.io/org/tool:v2 registry.internal/mirror/tool:v2
   echo "$TOKEN" | ferry tags --username me --password-stdin registry.example/team/app
+  ferry ratelimit                                       # Docker Hub pull budget (HEAD only: costs no pull)
 
 Locations:
   REF                      a registry image: ubuntu, ghcr.io/org/app:1.2, host:5000/ns/app@sha256:…

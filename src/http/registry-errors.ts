@@ -43,6 +43,11 @@ export interface ErrorContext {
   /** Extra hint for 404s, e.g. "list tags with ferry tags <repo>". */
   notFoundHint?: string;
   secrets?: readonly string[];
+  /**
+   * For a 429 on a rate-limited request (a manifest): the budget and when it returns, and what to
+   * do, worded by registry/rate-limit.ts from the response's headers (http/ cannot import it).
+   */
+  rateLimit?: { detail: string; hint: string };
 }
 
 /** The registry to name in a `ferry login` hint: the API host (Docker Hub's is docker.io). */
@@ -92,6 +97,11 @@ export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): P
       if (codes.includes('NAME_UNKNOWN')) return fail('E_NOT_FOUND', `repository not found (${why})`, 'check the repository name; private repositories may also answer "not found" without credentials');
       return fail('E_NOT_FOUND', `${ctx.notFound ?? 'not found'} (${why})`, ctx.notFoundHint);
     case 429: {
+      if (ctx.rateLimit) {
+        // Docker Hub's message goes on with an upgrade link; its first sentence is the reason.
+        const reason = first ? `${first.code}${first.message ? `: ${first.message.split(/\.\s/)[0]!.replace(/\.$/, '')}` : ''}` : why;
+        return fail('E_RATE_LIMITED', `rate limit reached while ${ctx.action} (${reason}): ${ctx.rateLimit.detail}`, ctx.rateLimit.hint);
+      }
       const after = parseRetryAfter(res.header('retry-after'));
       return fail('E_RATE_LIMITED', `rate limited while ${ctx.action} (${why})${after !== undefined ? `; retry after ${Math.ceil(after / 1000)}s` : ''}`, 'authenticate to raise the limit, or use a mirror');
     }

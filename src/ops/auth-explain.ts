@@ -19,6 +19,7 @@ import type { AuthEvent } from '../http/auth.js';
 import { FerryError, isAbortError, isFerryError } from '../errors.js';
 import { parseReference, profileForChallenge, profileFor, profileValue, type ImageReference, type RegistryProfile } from '../ref/index.js';
 import type { CredentialInfo, RegistryClient } from '../registry/client.js';
+import type { RateLimit } from '../registry/rate-limit.js';
 import { type OpContext, withSession } from './context.js';
 
 export interface AccessCheck {
@@ -47,8 +48,8 @@ export interface AuthExplainResult {
   challenge: { scheme: string; realm?: string; service?: string } | null;
   pull: AccessCheck;
   push: AccessCheck;
-  /** Response headers of the pull check, for callers that show more (rate limits). */
-  pullHeaders?: Record<string, string | string[] | undefined>;
+  /** The pull budget the registry announced on the pull check (Docker Hub). */
+  rateLimit?: RateLimit;
 }
 
 /** The `access` claim of a distribution JWT as scope strings, or null if the token is not one. */
@@ -155,6 +156,7 @@ export async function authExplain(input: string, ctx: OpContext): Promise<AuthEx
 
     const pull = await check(puller, log, [pullScope], `HEAD /v2/${repo}/manifests/${target}`, async () => {
       const res = await puller.request({ method: 'HEAD', url: puller.url(`/v2/${repo}/manifests/${target}`), scopes: [pullScope], headers: { accept: '*/*' }, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      puller.noteRateLimit(res);
       await res.dump();
       const ok = res.status === 200 || res.status === 404 ? true : res.status === 401 || res.status === 403 ? false : null;
       return {
@@ -192,7 +194,7 @@ export async function authExplain(input: string, ctx: OpContext): Promise<AuthEx
       challenge: ch ? { scheme: ch.scheme, ...(ch.params['realm'] ? { realm: ch.params['realm'] } : {}), ...(ch.params['service'] ? { service: ch.params['service'] } : {}) } : null,
       pull: pull.access,
       push: push.access,
-      ...(pull.headers ? { pullHeaders: pull.headers } : {}),
+      ...(puller.rateLimit() ? { rateLimit: puller.rateLimit()! } : {}),
     };
     return result;
   });

@@ -16,6 +16,7 @@ import { readTruncated } from '../util/bounded.js';
 import type { BackoffPolicy } from '../util/backoff.js';
 import { isLoopbackRegistry, type ImageReference } from '../ref/index.js';
 import { RegistryClient } from './client.js';
+import { RateLimitLog } from './rate-limit-log.js';
 
 export interface SessionOptions {
   /** Credentials bound to registry hosts (and optionally a side): --creds, --src-creds, --dest-creds.
@@ -37,6 +38,9 @@ export interface SessionOptions {
   offlineTokens?: boolean;
   /** Sees every challenge and token of every client (ferry auth explain, login); never print tokens. */
   observeAuth?: (registry: string, side: CredentialSide, e: AuthEvent) => void;
+  /** Where the rate limits registries announce are kept and the low-budget warning is given
+   * once per registry (one per CLI process; default: one per session). */
+  rateLimits?: RateLimitLog;
 }
 
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -60,8 +64,11 @@ export class Session {
   /** One scheme choice per registry host, shared by that host's clients (one https probe). */
   private readonly schemes = new Map<string, Middleware>();
   private keychain: Promise<OsKeychain> | undefined;
+  /** The rate limits the registries of this session announced (latest per registry). */
+  readonly rateLimits: RateLimitLog;
 
   constructor(readonly opts: SessionOptions) {
+    this.rateLimits = opts.rateLimits ?? new RateLimitLog();
     for (const b of opts.credentials ?? []) credentialSecrets(b.credential).forEach((s) => this.secrets.add(s));
   }
 
@@ -150,6 +157,7 @@ export class Session {
         const username = c.kind === 'basic' ? c.username : c.kind === 'identity-token' ? c.username : undefined;
         return { kind: c.kind, ...(username ? { username } : {}), ...(c.source ? { source: c.source } : {}) };
       },
+      onRateLimit: (rl) => this.rateLimits.record(ref.registry, rl, this.opts.warn),
     });
     this.clients.set(choice.key, client);
     return client;

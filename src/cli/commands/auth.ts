@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { authExplain, type AccessCheck, type AuthExplainResult } from '../../ops/auth-explain.js';
 import type { CredentialInfo } from '../../registry/client.js';
 import type { CliIO } from '../io.js';
-import { document } from '../output/json.js';
+import { describeRateLimit } from '../../registry/rate-limit.js';
+import { document, rateLimitJson } from '../output/json.js';
 import { runtimeFor } from '../runtime.js';
 
 export function authCommands(program: Command, io: CliIO, signal: AbortSignal): void {
@@ -27,8 +28,8 @@ Examples:
 }
 
 export function explainJson(r: AuthExplainResult) {
-  const { pullHeaders: _h, registry, repository, ...rest } = r;
-  return document('auth explain', { source: `${registry}/${repository}`, registry, repository, ...rest });
+  const { rateLimit, registry, repository, ...rest } = r;
+  return document('auth explain', { source: `${registry}/${repository}`, registry, repository, ...rest, ...(rateLimit ? { rateLimit: rateLimitJson(rateLimit) } : {}) });
 }
 
 function who(c: CredentialInfo): string {
@@ -57,6 +58,7 @@ export function renderExplain(r: AuthExplainResult): string {
   const [p0, ...pRest] = access(r.pull);
   const [q0, ...qRest] = access(r.push);
   lines.push(`Pull:        ${p0}`, ...pRest, `Push:        ${q0}`, ...qRest);
+  if (r.rateLimit) lines.push(`Rate limit:  ${describeRateLimit(r.rateLimit)}`);
   if (r.profile) {
     const p = r.profile;
     const facts = [
