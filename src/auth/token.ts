@@ -16,6 +16,10 @@
  *   (expired, revoked: ACR's refresh tokens last hours): that is E_UNAUTHORIZED saying so, never a
  *   silent anonymous token whose later 401/403 would blame the user's permissions.
  *   An identity token is never sent as a Basic password.
+ * - `offline` (ferry login): the GET also asks `client_id=…&offline_token=true`, as docker login
+ *   does, so a registry that issues refresh tokens returns one (stored as `identitytoken`).
+ * - Registry profile facts (ref/registry-profiles.ts) come in as `noPost` (Harbor: GET at once),
+ *   `badCredentialsStatus` (IBM answers a wrong password with 400) and `loginHint`.
  * - registry-token (docker `registrytoken`): no exchange; returned as-is (moby
  *   `existingTokenHandler`, go-containerregistry `refresh`).
  *
@@ -49,6 +53,14 @@ export interface FetchTokenArgs {
   /** OAuth2 client_id; default 'ferry'. */
   clientId?: string;
   signal?: AbortSignal;
+  /** Ask for a refresh token as well (`docker login`'s `offline_token=true`): `ferry login`. */
+  offline?: boolean;
+  /** The token endpoint refuses the OAuth2 POST (registry profile: Harbor): GET at once. */
+  noPost?: boolean;
+  /** What the token endpoint answers a wrong user/password with when that is not 401 (IBM: 400). */
+  badCredentialsStatus?: number;
+  /** How people log in to this registry (registry profile), for the hint of a rejected login. */
+  loginHint?: string;
 }
 
 export interface TokenResult {
@@ -56,6 +68,8 @@ export interface TokenResult {
   expiresInSec: number;
   issuedAt?: string;
   refreshToken?: string;
+  /** OAuth2 `scope` of the answer (granted scopes), when the server states it. */
+  scope?: string;
 }
 
 export const MAX_TOKEN_BODY_BYTES = 64 * 1024;
@@ -126,13 +140,17 @@ export async function fetchToken(transport: TokenTransport, args: FetchTokenArgs
     if (withBasic && basic) {
       u.searchParams.append('account', basic.username);
       headers['authorization'] = `Basic ${Buffer.from(`${basic.username}:${basic.password}`, 'utf8').toString('base64')}`;
+      if (args.offline) {
+        u.searchParams.append('client_id', args.clientId ?? 'ferry');
+        u.searchParams.append('offline_token', 'true');
+      }
     }
     return { method: 'GET', url: u.toString(), headers };
   };
 
   let res;
   let post = false;
-  if (cred.kind === 'identity-token') {
+  if (cred.kind === 'identity-token' && !args.noPost) {
     const form = new URLSearchParams();
     form.set('grant_type', 'refresh_token');
     form.set('refresh_token', cred.token);
@@ -169,14 +187,15 @@ export async function fetchToken(transport: TokenTransport, args: FetchTokenArgs
     throw new FerryError('E_UNAUTHORIZED', `${how} to ${host} returned a body larger than ${MAX_TOKEN_BODY_BYTES} bytes (HTTP ${status})`, { status });
   }
   const from = cred.source ? ` (credentials from ${cred.source})` : '';
-  if (status === 401) {
+  const hasSecret = cred.kind === 'basic' || (cred.kind === 'identity-token' && !post);
+  if (status === 401 || (hasSecret && args.badCredentialsStatus !== undefined && status === args.badCredentialsStatus)) {
     const d = errorDetail(res.body, secrets);
-    throw new FerryError('E_UNAUTHORIZED', `authentication failed for ${host}: ${d || 'HTTP 401'}`, {
+    throw new FerryError('E_UNAUTHORIZED', `authentication failed for ${host}: ${d || `HTTP ${status}`}`, {
       status,
       hint:
         cred.kind === 'anonymous'
-          ? `the registry requires credentials: log in with docker/podman login or pass --creds`
-          : `check the credentials for this registry${from}; they were rejected by ${host}`,
+          ? `the registry requires credentials: ${args.loginHint ?? 'ferry login REGISTRY'}, or pass --creds`
+          : `check the credentials for this registry${from}; they were rejected by ${host}${status === 401 ? '' : ` (it answers a wrong user or password with HTTP ${status})`}${args.loginHint ? `; ${args.loginHint}` : ''}`,
     });
   }
   if (status === 403) {
@@ -207,5 +226,6 @@ export async function fetchToken(transport: TokenTransport, args: FetchTokenArgs
   const out: TokenResult = { token, expiresInSec: Math.max(expiresIn, 60) };
   if (str(doc['issued_at'])) out.issuedAt = str(doc['issued_at']);
   if (str(doc['refresh_token'])) out.refreshToken = str(doc['refresh_token']);
+  if (str(doc['scope'])) out.scope = str(doc['scope']);
   return out;
 }

@@ -20,6 +20,7 @@ import type { Command } from 'commander';
 import { loadAuthfile } from '../auth/authfile.js';
 import type { Credential, CredentialBinding, CredentialSide } from '../auth/credential.js';
 import { parseCredsFlag } from '../auth/flags.js';
+import { RATE_LIMIT_PROBE } from '../ops/ratelimit.js';
 import { FerryError } from '../errors.js';
 import { resolveLocalLocation } from '../ops/sniff.js';
 import { parseRepository } from '../ref/index.js';
@@ -90,7 +91,10 @@ export async function commandScope(cmd: Command, debug?: (line: string) => void)
     case 'delete':
       return { command: name, twoSided: false, source: await tryLocation(docker(`docker://${str(0).replace(/^docker:\/\//, '')}`)), destination: [] };
     case 'inspect':
+    case 'explain': // ferry auth explain REF
       return { command: name, twoSided: false, source: await tryLocation(docker(str(0))), destination: [] };
+    case 'ratelimit':
+      return { command: name, twoSided: false, source: await tryLocation(docker(str(0) || RATE_LIMIT_PROBE)), destination: [] };
     default:
       return { command: name, twoSided: false, source: [], destination: [] };
   }

@@ -64,10 +64,15 @@ export async function run(argv: string[], io: CliIO = processIO(), installSignal
 
 /** The command argv names (its canonical name, for an alias), if any: the first word that is one. */
 function commandOf(program: ReturnType<typeof buildProgram>, argv: string[]): CommandName | null {
-  for (const a of argv.slice(2)) {
+  const args = argv.slice(2);
+  for (const [i, a] of args.entries()) {
     if (a === '--') break;
     const c = program.commands.find((x) => x.name() === a || x.aliases().includes(a));
-    if (c) return c.name() as CommandName;
+    if (!c) continue;
+    if (c.commands.length === 0) return c.name() as CommandName;
+    // a command group (`auth explain`): its subcommand names the document
+    const sub = args.slice(i + 1).find((w) => c.commands.some((x) => x.name() === w));
+    return sub ? (`${c.name()} ${sub}` as CommandName) : null;
   }
   return null;
 }

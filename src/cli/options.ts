@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import { FerryError } from '../errors.js';
 import type { OpContext } from '../ops/context.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
+import { RateLimitLog } from '../registry/rate-limit-log.js';
 import { bindCredentials, commandScope, type CommandScope, type CredentialFlags } from './credentials.js';
 import type { CliIO } from './io.js';
 
@@ -12,10 +13,12 @@ export interface GlobalOptions extends CredentialFlags {
   /** false with --no-cloud-auth. */
   cloudAuth?: boolean;
   debug?: boolean;
+  verbose?: boolean;
   quiet?: boolean;
   json?: boolean;
   progress: 'auto' | 'tty' | 'plain' | 'json' | 'none';
   progressInterval: number;
+  keychain?: boolean;
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -31,9 +34,11 @@ export function addGlobalOptions(program: Command): void {
     .option('--src-authfile <file>', 'authfile for the source registry (overrides --authfile)')
     .option('--dest-authfile <file>', 'authfile for the destination registry (overrides --authfile)')
     .option('--no-cloud-auth', 'do not ask cloud CLIs or their credential helpers (aws, gcloud, az) for ECR, GCR/Artifact Registry or ACR credentials when no other source has any')
+    .option('--keychain', 'read credentials stored by ferry login --keychain from the OS keychain (Secret Service, macOS Keychain, Windows Credential Manager) before docker\'s and podman\'s files')
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
+    .option('-v, --verbose', 'informational lines on stderr: at the end of pull, push, copy, inspect and tags, each registry\'s last seen rate-limit budget')
     .option('-q, --quiet', 'print nothing but errors (and results on stdout)')
     .option('--json', 'print the result as one JSON document on stdout')
     .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'tty', 'plain', 'json', 'none']).default('auto'))
@@ -79,11 +84,13 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   // Sniffing a push/copy source may spool a pipe (once per process): --debug says so here.
   const sc = typeof scope.command === 'string' ? (scope as CommandScope) : await commandScope(scope as Command, debug);
   const bound = await bindCredentials(g, sc, async () => (await readAll(io.stdin)).replace(/\r?\n$/, ''));
-  const ctx: OpContext = { tlsVerify: g.tlsVerify, env: io.env, signal, warn };
+  // One per process: the low rate-limit warning is given once per registry, whatever the sessions.
+  const ctx: OpContext = { tlsVerify: g.tlsVerify, env: io.env, signal, warn, rateLimits: new RateLimitLog() };
   if (bound.credentials.length) ctx.credentials = bound.credentials;
   if (bound.authfiles.source || bound.authfiles.destination) ctx.authfiles = bound.authfiles;
   if (g.plainHttp) ctx.plainHttp = true;
   if (g.cloudAuth === false) ctx.cloudAuth = false;
+  if (g.keychain) ctx.keychain = true;
   if (debug) ctx.debug = debug;
   return ctx;
 }

@@ -6,6 +6,8 @@ import { tagsCommand } from './commands/tags.js';
 import { copyCommand } from './commands/copy.js';
 import { tagCommands } from './commands/tag.js';
 import { loginCommands } from './commands/login.js';
+import { authCommands } from './commands/auth.js';
+import { ratelimitCommand } from './commands/ratelimit.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -29,6 +31,8 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   copyCommand(program, io, signal);
   tagCommands(program, io, signal);
   loginCommands(program, io, signal);
+  authCommands(program, io, signal);
+  ratelimitCommand(program, io, signal);
   program.addHelpText('after', `
 Examples:
   ferry inspect alpine:3.20
@@ -38,6 +42,7 @@ Examples:
   ferry push app.tar registry.example:5000/team/app:1.0
   ferry copy quay.io/org/tool:v2 registry.internal/mirror/tool:v2
   echo "$TOKEN" | ferry tags --username me --password-stdin registry.example/team/app
+  ferry ratelimit                                       # Docker Hub pull budget (HEAD only: costs no pull)
 
 Locations:
   REF                      a registry image: ubuntu, ghcr.io/org/app:1.2, host:5000/ns/app@sha256:…
@@ -48,9 +53,11 @@ Locations:
                            docker save / docker load format (also read by podman, skopeo, Apptainer)
 
 Credentials come from --creds / --username --password-stdin (the one registry of the command;
---src-creds / --dest-creds per side when there are two), or --authfile FILE, else docker's
-config (DOCKER_CONFIG or ~/.docker/config.json: auths, credHelpers, credsStore), then podman's
-auth.json, else anonymous.
+--src-creds / --dest-creds per side when there are two), or --authfile FILE, or with --keychain
+the OS keychain (ferry login --keychain), else docker's config (DOCKER_CONFIG or
+~/.docker/config.json: auths, credHelpers, credsStore), then podman's auth.json, then for ECR,
+GCR/Artifact Registry and ACR the cloud's own CLI (--no-cloud-auth: not), else anonymous.
+ferry auth explain REF shows which one is used and what the registry grants.
 
 Exit status: 0 ok, 1 other, 2 usage or bad input, 3 authentication/permission,
 4 not found in the registry, 5 network/registry, 6 verification failed, 7 unsupported,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { OpContext } from '../ops/context.js';
+import { describeRateLimit } from '../registry/rate-limit.js';
 import { colorsFor } from './output/colors.js';
 import { StatusReporter, type StatusMode } from './output/status.js';
 import { contextFrom, type GlobalOptions } from './options.js';
@@ -17,6 +18,11 @@ export interface Runtime {
   /** Status/log line to stderr (suppressed by --quiet). */
   info(s: string): void;
   warn(s: string): void;
+  /** Informational line on stderr, only with --verbose (and not with --quiet). */
+  verbose(s: string): void;
+  /** With --verbose: each registry's last seen rate-limit budget (end of pull, push, copy,
+   * inspect, tags; also after a failure). */
+  reportRateLimits(): void;
   status(label: string): StatusReporter;
 }
 
@@ -29,8 +35,14 @@ export async function runtimeFor(cmd: Command, io: CliIO, signal: AbortSignal): 
     io.stderr.write(`ferry: warning: ${s}\n`);
   };
   const ctx = await contextFrom(g, io, signal, warn, cmd);
+  const verbose = (s: string) => void (g.verbose && !g.quiet ? io.stderr.write(`${s}\n`) : undefined);
   return {
-    io, g, ctx, warn,
+    io, g, ctx, warn, verbose,
+    reportRateLimits: () => {
+      for (const [registry, rl] of ctx.rateLimits?.entries() ?? []) {
+        verbose(`rate limit: ${registry}: ${rl ? describeRateLimit(rl) : 'no rate-limit headers sent'}`);
+      }
+    },
     out: (s) => void io.stdout.write(`${s}\n`),
     outJson: (v) => void io.stdout.write(`${JSON.stringify(v, null, 2)}\n`),
     info: (s) => void (g.quiet ? undefined : io.stderr.write(`${s}\n`)),

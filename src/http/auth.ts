@@ -1,6 +1,7 @@
 import { challengeScopes, parseWwwAuthenticate, pickChallenge, resolveRealm, type Challenge } from '../auth/challenge.js';
 import type { Credential } from '../auth/credential.js';
-import { fetchToken, type TokenTransport } from '../auth/token.js';
+import { fetchToken, type TokenResult, type TokenTransport } from '../auth/token.js';
+import { profileForChallenge } from '../ref/registry-profiles.js';
 import { TokenCache } from '../auth/token-cache.js';
 import { FerryError } from '../errors.js';
 import type { DebugLog, HttpRequest, Middleware } from './types.js';
@@ -15,7 +16,17 @@ export interface AuthOptions {
   /** Accept an http:// token realm (only for loopback / --plain-http registries). */
   allowHttpRealm: boolean;
   log?: DebugLog;
+  /** Ask token servers for a refresh token too (ferry login stores it as the identity token). */
+  offline?: boolean;
+  /** Told every challenge learned and every token used (ferry auth explain, ferry login). The
+   * token is the secret itself: observers must never print it. */
+  observe?: (e: AuthEvent) => void;
 }
+
+export type AuthEvent =
+  | { kind: 'challenge'; challenge: Challenge; url: string }
+  | { kind: 'token'; realm: string; service?: string; scopes: string[]; grant: TokenResult; fresh: boolean }
+  | { kind: 'basic'; username: string };
 
 /**
  * Registry authentication (protocol.md §2). The challenge is learned from the first 401 and
@@ -34,7 +45,9 @@ export function authMiddleware(o: AuthOptions): Middleware {
     const cred = await o.credential();
     if (cred.kind === 'registry-token') return `Bearer ${cred.token}`;
     if (c.scheme === 'basic') {
-      return cred.kind === 'basic' ? `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` : undefined;
+      if (cred.kind !== 'basic') return undefined;
+      o.observe?.({ kind: 'basic', username: cred.username });
+      return `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
     }
     if (c.scheme !== 'bearer' || !c.params['realm']) return undefined;
     const realm = resolveRealm(c.params['realm'], req.url.toString());
@@ -44,10 +57,20 @@ export function authMiddleware(o: AuthOptions): Middleware {
     const service = c.params['service'] || undefined;
     const parts = { realm, scopes, ...(service ? { service } : {}) };
     if (fresh) o.cache.delete(parts);
-    const t = await o.cache.getOrFetch(parts, () => {
+    const profile = profileForChallenge(o.apiHost, realm, service);
+    let grant: TokenResult | undefined;
+    const t = await o.cache.getOrFetch(parts, async () => {
       o.log?.(`token: requesting ${scopes.join(' ') || '(no scope)'} from ${new URL(realm).host} as ${cred.kind === 'basic' ? cred.username : cred.kind}`);
-      return fetchToken(o.tokenTransport, { realm, ...(service ? { service } : {}), scopes, credential: cred, ...(req.signal ? { signal: req.signal } : {}) });
+      grant = await fetchToken(o.tokenTransport, {
+        realm, ...(service ? { service } : {}), scopes, credential: cred, ...(req.signal ? { signal: req.signal } : {}),
+        ...(o.offline ? { offline: true } : {}),
+        ...(profile?.tokenPost === false ? { noPost: true } : {}),
+        ...(profile?.badCredentialsStatus !== undefined ? { badCredentialsStatus: profile.badCredentialsStatus } : {}),
+        ...(profile?.loginHint ? { loginHint: profile.loginHint } : {}),
+      });
+      return grant;
     });
+    o.observe?.({ kind: 'token', realm, ...(service ? { service } : {}), scopes, grant: grant ?? { token: t.token, expiresInSec: 0, ...(t.refreshToken ? { refreshToken: t.refreshToken } : {}) }, fresh: grant !== undefined });
     return `Bearer ${t.token}`;
   };
 
@@ -65,6 +88,7 @@ export function authMiddleware(o: AuthOptions): Middleware {
     // scope the token lacked, or an expired/invalid token. Otherwise the 401 is final.
     if (first !== undefined && !changed && error !== 'insufficient_scope' && error !== 'invalid_token') return res;
     challenge = c;
+    o.observe?.({ kind: 'challenge', challenge: c, url: req.url.toString() });
     const wanted = mergeScopes([...challengeScopes(c), ...scopes]);
     const second = await authorization(req, wanted, true);
     if (second === undefined || second === first) return res;

@@ -1,6 +1,7 @@
 import { FerryError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter } from '../util/backoff.js';
 import { readTruncated } from '../util/bounded.js';
+import { profileFor } from '../ref/registry-profiles.js';
 import { redactText, redactUrl } from '../util/redact.js';
 import type { HttpResponse } from './types.js';
 
@@ -42,6 +43,11 @@ export interface ErrorContext {
   /** Extra hint for 404s, e.g. "list tags with ferry tags <repo>". */
   notFoundHint?: string;
   secrets?: readonly string[];
+  /**
+   * For a 429 on a rate-limited request (a manifest): the budget and when it returns, and what to
+   * do, worded by registry/rate-limit.ts from the response's headers (http/ cannot import it).
+   */
+  rateLimit?: { detail: string; hint: string };
 }
 
 /** The registry to name in a `ferry login` hint: the API host (Docker Hub's is docker.io). */
@@ -78,15 +84,24 @@ export async function errorFromResponse(res: HttpResponse, ctx: ErrorContext): P
       if (insufficientScope && ctx.hadCredentials) {
         return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
       }
+    {
+      // The registry's own convention (NGC's $oauthtoken, ECR's AWS + get-login-password, …).
+      const how = profileFor(loginHost(res.url))?.loginHint;
       return ctx.hadCredentials
-        ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, `check the username and password/token (--creds, ferry login ${loginHost(res.url)}, or your credential helper)`)
-        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, `pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login ${loginHost(res.url)}${lookedUp(ctx.credentialSource)}`);
+        ? fail('E_UNAUTHORIZED', `credentials rejected while ${ctx.action} (${why})`, `check the username and password/token (--creds, ferry login ${loginHost(res.url)}, or your credential helper)${ctx.credentialSource ? `; they came from ${ctx.credentialSource}` : ''}${how ? `; ${how}` : ''}`)
+        : fail('E_UNAUTHORIZED', `authentication required while ${ctx.action} (${why})`, `${how ? `${how}; or ` : ''}pass --creds user:pass or --username/--password-stdin (--src-creds/--dest-creds for one side of a copy), or log in with ferry login ${loginHost(res.url)}${lookedUp(ctx.credentialSource)}`);
+    }
     case 403:
       return fail('E_DENIED', `access denied while ${ctx.action} (${why})`, 'the credentials are valid but lack permission for this repository');
     case 404:
       if (codes.includes('NAME_UNKNOWN')) return fail('E_NOT_FOUND', `repository not found (${why})`, 'check the repository name; private repositories may also answer "not found" without credentials');
       return fail('E_NOT_FOUND', `${ctx.notFound ?? 'not found'} (${why})`, ctx.notFoundHint);
     case 429: {
+      if (ctx.rateLimit) {
+        // Docker Hub's message goes on with an upgrade link; its first sentence is the reason.
+        const reason = first ? `${first.code}${first.message ? `: ${first.message.split(/\.\s/)[0]!.replace(/\.$/, '')}` : ''}` : why;
+        return fail('E_RATE_LIMITED', `rate limit reached while ${ctx.action} (${reason}): ${ctx.rateLimit.detail}`, ctx.rateLimit.hint);
+      }
       const after = parseRetryAfter(res.header('retry-after'));
       return fail('E_RATE_LIMITED', `rate limited while ${ctx.action} (${why})${after !== undefined ? `; retry after ${Math.ceil(after / 1000)}s` : ''}`, 'authenticate to raise the limit, or use a mirror');
     }

@@ -11,7 +11,8 @@ export const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 /**
  * Retries a whole request on connection resets/timeouts and on 408/429/5xx, with exponential
  * backoff + jitter, honouring Retry-After (capped by policy.maxRetryAfterMs: a longer wait is
- * surfaced as the error instead of hanging a CI job). Request bodies are bytes or factories, so a
+ * surfaced as the error instead of hanging a CI job); a 429 whose `ratelimit-remaining` is 0 (Docker
+ * Hub's spent pull budget, which returns over hours) is surfaced at once. Request bodies are bytes or factories, so a
  * retry re-opens the source rather than replaying a buffer.
  *
  * Response bodies: every body that leaves this layer fails only with FerryErrors (E_NETWORK from
@@ -41,6 +42,9 @@ export function retryMiddleware(policy: BackoffPolicy = DEFAULT_BACKOFF, log?: D
         if (retryAfter !== undefined && retryAfter > policy.maxRetryAfterMs) {
           return res; // caller maps it (429 → E_RATE_LIMITED) with the Retry-After in the message
         }
+        if (res.status === 429 && budgetSpent(res)) {
+          return res; // Docker Hub's pull budget returns over hours: a retry in seconds only fails again
+        }
         await res.dump();
         const wait = retryAfter ?? backoffDelay(policy, attempt, random);
         log?.(`retry ${attempt}/${policy.attempts - 1} after ${wait}ms: HTTP ${res.status}`);
@@ -69,6 +73,11 @@ export function retryMiddleware(policy: BackoffPolicy = DEFAULT_BACKOFF, log?: D
       }
     }
   };
+}
+
+/** A 429 saying its rate-limit budget is spent (`ratelimit-remaining: 0;w=21600`). */
+function budgetSpent(res: HttpResponse): boolean {
+  return /^\s*0\s*(?:[;,]|$)/.test(res.header('ratelimit-remaining') ?? '');
 }
 
 function withMappedBody(res: HttpResponse, req: HttpRequest): HttpResponse {

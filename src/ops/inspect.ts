@@ -2,6 +2,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { parseImageConfig, parseManifest, type ImageConfig } from '../oci/manifest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
 import { checkImagePlatform, pickPlatform, readConfig } from '../copy/platform-select.js';
+import type { RateLimit } from '../registry/rate-limit.js';
 import { formatLocation, openSource, parseLocation } from '../transports/index.js';
 import { type OpContext, withSession } from './context.js';
 
@@ -31,6 +32,8 @@ export interface InspectResult {
   labels?: Record<string, string>;
   workingDir?: string;
   user?: string;
+  /** The rate limit the registry announced on the manifest requests (Docker Hub), if it did. */
+  rateLimit?: RateLimit;
   /** Raw bytes, for --raw / --config (not part of the JSON document). */
   rawManifest: Uint8Array;
   rawConfig?: Uint8Array;
@@ -40,6 +43,11 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
   const loc = parseLocation(location);
   return withSession(ctx, async (session) => {
     const src = openSource(loc, session);
+    const withRateLimit = (r: InspectResult): InspectResult => {
+      const rl = loc.transport === 'docker' ? session.rateLimits.get(loc.ref.registry) : undefined;
+      if (rl) r.rateLimit = rl;
+      return r;
+    };
     try {
       const root = await src.resolve(ctx.signal);
       let desc = root;
@@ -57,7 +65,7 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
       if (index) result.index = index;
       if (m.kind === 'index') {
         result.manifests = m.manifests.map((x) => ({ digest: x.digest, mediaType: x.mediaType, size: x.size, platform: formatPlatform(x.platform) }));
-        return result;
+        return withRateLimit(result);
       }
       result.config = pick(m.config);
       result.layers = m.layers.map(pick);
@@ -66,7 +74,7 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
       if (opts.platform) checkImagePlatform(src.description, raw, [opts.platform], !src.origin);
       result.rawConfig = raw;
       describeConfig(result, parseImageConfig(raw));
-      return result;
+      return withRateLimit(result);
     } finally {
       await src.close();
     }

@@ -15,10 +15,12 @@
  *      helper is on PATH — then `credsStore` is written, as docker's Save does) → helper `store`
  *      plus the `{}` placeholder docker keeps in `auths`; no helper → `auths[key] = {"auth": …}`.
  *    (config-write.ts: atomic, 0600, unknown fields and key order kept.)
- * TODO(issue 10): identity tokens. Docker asks the token server for an offline token
- * (`offline_token=true` / OAuth2 `access_type=offline`) and stores a returned refresh_token as
- * `identitytoken`. The proof here goes through the Session's auth middleware, which does not ask
- * for one nor surface it; every store below already accepts `identityToken`.
+ * Identity tokens: the proof's token request asks for an offline token, as docker login does
+ * (`client_id=ferry&offline_token=true`); a registry that returns a `refresh_token` gets it stored
+ * as the `identitytoken` instead of the password (docker/cli `loginWithUsernameAndPassword`:
+ * `auth` = base64("user:"), helpers get user `<token>`, the keychain item `{identitytoken,
+ * username}`), so the password itself is not kept. A podman-style `authfile` keeps the password,
+ * as podman login does.
  *
  * logout removes the credentials for one registry from every place ferry reads: the docker
  * config's helper (`erase`) and `auths` (the key and its URL forms), podman auth files (the given
@@ -37,7 +39,7 @@ import { configuredHelper, containsAuth, convertToHostname, dockerAuthKey, loadD
 import { OsKeychain } from '../auth/os-keychain.js';
 import { normalizePodmanKey, normalizePodmanRegistry, podmanAuthFiles } from '../auth/podman-auth.js';
 import { FerryError, isFerryError } from '../errors.js';
-import { parseRepository } from '../ref/index.js';
+import { parseRepository, profileFor } from '../ref/index.js';
 import { type OpContext, withSession } from './context.js';
 
 export interface LoginArgs {
@@ -56,6 +58,8 @@ export interface LoginResult {
   key: string;
   /** Where they went, for the user: a file path, `docker-credential-X`, or `OS keychain`. */
   storedIn: string;
+  /** True when the registry issued a refresh token and that was stored instead of the password. */
+  identityToken?: boolean;
 }
 
 export interface LogoutArgs {
@@ -90,14 +94,34 @@ function homeOf(env: NodeJS.ProcessEnv): string {
   return env['HOME'] || env['USERPROFILE'] || homedir();
 }
 
-/** Proves `username`/`password` against `registry`: resolves, or throws E_UNAUTHORIZED. */
-export async function proveCredentials(registry: string, username: string, password: string, ctx: OpContext): Promise<void> {
+/**
+ * Proves `username`/`password` against `registry`: resolves with the refresh token the registry
+ * issued for them (if any), or throws E_UNAUTHORIZED.
+ */
+export async function proveCredentials(registry: string, username: string, password: string, ctx: OpContext): Promise<{ identityToken?: string }> {
   const ref = parseRepository(`${registry}/ferry-login`);
   const credential = { kind: 'basic' as const, username, password, source: 'ferry login' };
-  const status = await withSession({ ...ctx, credentials: [{ registry: ref.registry, credential }] }, (s) => s.registry(ref).ping(ctx.signal));
+  let identityToken: string | undefined;
+  const status = await withSession({
+    ...ctx, credentials: [{ registry: ref.registry, credential }], offlineTokens: true,
+    observeAuth: (_r, _side, e) => {
+      if (e.kind === 'token' && e.grant.refreshToken) identityToken = e.grant.refreshToken;
+    },
+  }, (s) => s.registry(ref).ping(ctx.signal));
   if (status === 401) {
-    throw new FerryError('E_UNAUTHORIZED', `login to ${registry} failed: credentials rejected`, { hint: 'check the username and password/token' });
+    const hint = profileFor(registry)?.loginHint;
+    throw new FerryError('E_UNAUTHORIZED', `login to ${registry} failed: credentials rejected`, { hint: hint ?? 'check the username and password/token' });
   }
+  return identityToken ? { identityToken } : {};
+}
+
+/** One warning for user names that look damaged by a shell or CI variable expansion. */
+function conventionWarning(registry: string, username: string): string | undefined {
+  const p = profileFor(registry);
+  if (p?.id === 'ngc' && username !== '$oauthtoken') return `nvcr.io expects the user name $oauthtoken (literally, with the $: quote it in the shell), not ${JSON.stringify(username)}`;
+  if (username === 'robot' || username.startsWith('robot+')) return `user name ${JSON.stringify(username)} looks like a Harbor robot account whose "$" was expanded away by a shell or CI variable: write 'robot$project+name' in single quotes`;
+  if (p?.id === 'ecr' && username !== 'AWS') return `Amazon ECR expects the user name AWS with the output of aws ecr get-login-password, not ${JSON.stringify(username)}`;
+  return undefined;
 }
 
 export async function login(a: LoginArgs, ctx: OpContext): Promise<LoginResult> {
@@ -109,8 +133,11 @@ export async function login(a: LoginArgs, ctx: OpContext): Promise<LoginResult> 
   // A broken store is reported before the registry is asked (nothing to undo then).
   const keychain = a.keychain ? await OsKeychain.open({ env }) : undefined;
   await keychain?.check(registry);
-  await proveCredentials(registry, a.username, a.password, ctx);
+  const odd = conventionWarning(registry, a.username);
+  if (odd) (ctx.warn ?? ((m: string) => void process.stderr.write(`ferry: warning: ${m}\n`)))(odd);
+  const { identityToken } = await proveCredentials(registry, a.username, a.password, ctx);
   const secret = { username: a.username, password: a.password };
+  const identity = identityToken ? { identityToken } : {};
 
   if (a.authfile) {
     const key = podmanAuthKey(registry);
@@ -119,8 +146,8 @@ export async function login(a: LoginArgs, ctx: OpContext): Promise<LoginResult> 
   }
   const key = dockerAuthKey(registry);
   if (keychain) {
-    await keychain.set(registry, secret);
-    return { registry, key, storedIn: `OS keychain (${keychain.module})` };
+    await keychain.set(registry, identityToken ? { identityToken, username: a.username } : secret);
+    return { registry, key, storedIn: `OS keychain (${keychain.module})`, ...(identityToken ? { identityToken: true } : {}) };
   }
   const path = dockerConfigPath(env);
   const cfg = loadDockerConfig(env, homeOf(env));
@@ -128,12 +155,12 @@ export async function login(a: LoginArgs, ctx: OpContext): Promise<LoginResult> 
   let writeStore: string | undefined;
   if (!helper && !containsAuth(cfg)) helper = writeStore = detectDefaultStore(env);
   if (helper) {
-    await storeInHelper(helper, key, { username: a.username, secret: a.password }, { env });
+    await storeInHelper(helper, key, identityToken ? { identityToken } : { username: a.username, secret: a.password }, { env });
     setAuthEntry(path, key, {}, writeStore ? { credsStore: writeStore } : {});
-    return { registry, key, storedIn: `docker-credential-${helper}` };
+    return { registry, key, storedIn: `docker-credential-${helper}`, ...(identityToken ? { identityToken: true } : {}) };
   }
-  setAuthEntry(path, key, authEntryFor(secret));
-  return { registry, key, storedIn: path };
+  setAuthEntry(path, key, authEntryFor({ ...secret, ...identity }));
+  return { registry, key, storedIn: path, ...(identityToken ? { identityToken: true } : {}) };
 }
 
 /** The registry a podman auth.json key is for (`host/ns/repo`, `https://host/v1/`, `docker.io`). */

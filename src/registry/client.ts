@@ -9,6 +9,7 @@ import { bodyReadError } from '../http/network-errors.js';
 import { errorFromResponse, type ErrorContext } from '../http/registry-errors.js';
 import { redactUrl } from '../util/redact.js';
 import type { HttpRequest, HttpResponse, Send } from '../http/types.js';
+import { describeReset, parseRateLimit, parseResetAt, rateLimitHint, type RateLimit } from './rate-limit.js';
 
 /** Manifests larger than this are refused (distribution-spec: registries accept ≥ 4 MB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -32,11 +33,40 @@ export interface RegistryClientOptions {
   /** Where this client's credentials came from (or what was looked up), for 401 hints. */
   credentialSource?: () => string | undefined;
   secrets?: () => string[];
+  /** Who this client authenticates as (resolving the credential if not done yet); never the secret. */
+  credentialInfo?: () => Promise<CredentialInfo>;
+  /** Told about every manifest response: the rate limit it announced (undefined: none). */
+  onRateLimit?: (rl: RateLimit | undefined) => void;
+}
+
+/** A credential described without its secret (ferry auth explain). */
+export interface CredentialInfo {
+  kind: 'anonymous' | 'basic' | 'identity-token' | 'registry-token';
+  username?: string;
+  source?: string;
 }
 
 /** Distribution API for one registry (distribution-spec v1.1 endpoints). */
 export class RegistryClient {
+  private lastRateLimit: RateLimit | undefined;
+
   constructor(readonly opts: RegistryClientOptions) {}
+
+  /** The latest rate limit this registry announced on a manifest response (GET or HEAD). */
+  rateLimit(): RateLimit | undefined {
+    return this.lastRateLimit;
+  }
+
+  /** Reads the rate-limit headers of a manifest response (any status) and keeps them. */
+  noteRateLimit(res: HttpResponse): RateLimit | undefined {
+    const rl = parseRateLimit((n) => res.header(n));
+    if (rl) {
+      rl.anonymous = !(this.opts.hasCredentials?.() ?? false);
+      this.lastRateLimit = rl;
+    }
+    this.opts.onRateLimit?.(rl);
+    return rl;
+  }
 
   url(path: string): URL {
     return new URL(`https://${this.opts.apiHost}${path}`);
@@ -95,6 +125,7 @@ export class RepositoryClient {
       method: 'HEAD', url: this.registry.url(`/v2/${this.name}/manifests/${ref}`), signal,
       headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes,
     });
+    this.registry.noteRateLimit(res);
     if (res.status !== 200) {
       // HEAD answers carry no error body, so a GET is what tells "no such tag" from "no such
       // repository" or an auth problem; it is the caller's fallback either way.
@@ -111,6 +142,24 @@ export class RepositoryClient {
   }
 
   /**
+   * HEAD a manifest only to read the rate limit it announces (`ferry ratelimit`): never a GET,
+   * which Docker Hub would count as a pull. A 429 that carries the headers is an answer (the
+   * budget is spent); any other failure is the usual error, worded from the status alone
+   * (HEAD answers have no body).
+   */
+  async probeManifest(ref: string, signal?: AbortSignal): Promise<{ status: number; rateLimit?: RateLimit; digest?: Digest }> {
+    const res = await this.registry.request({
+      method: 'HEAD', url: this.registry.url(`/v2/${this.name}/manifests/${ref}`), signal,
+      headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes,
+    });
+    const rl = this.registry.noteRateLimit(res);
+    if (res.status !== 200 && !(res.status === 429 && rl)) throw await this.registry.fail(res, manifestCtx(this, ref, res, rl));
+    await res.dump();
+    const digest = res.header('docker-content-digest');
+    return { status: res.status, ...(rl ? { rateLimit: rl } : {}), ...(digest && isDigest(digest) ? { digest: digest as Digest } : {}) };
+  }
+
+  /**
    * GET a manifest. Bytes are kept verbatim and hashed: by digest they must match it; by tag the
    * digest is computed from the body (Docker-Content-Digest is not trusted: some registries send
    * it malformed or for a different manifest). `expected` adds a size+digest check.
@@ -121,7 +170,8 @@ export class RepositoryClient {
       method: 'GET', url: this.registry.url(`/v2/${this.name}/manifests/${ref}`), signal: opts.signal,
       headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: this.scopes, small: { max: MAX_MANIFEST_BYTES, what },
     });
-    if (res.status !== 200) throw await this.registry.fail(res, manifestCtx(this, ref));
+    const rl = this.registry.noteRateLimit(res);
+    if (res.status !== 200) throw await this.registry.fail(res, manifestCtx(this, ref, res, rl));
     const bytes = await smallBody(res, MAX_MANIFEST_BYTES, what);
     const want = opts.expected?.digest ?? (isDigest(ref) ? (ref as Digest) : undefined);
     if (want) verifyBytes(bytes, { digest: want, ...(opts.expected ? { size: opts.expected.size } : {}) }, what);
@@ -223,12 +273,25 @@ async function smallBody(res: HttpResponse, max: number, what: string): Promise<
   }
 }
 
-function manifestCtx(repo: RepositoryClient, ref: string): Omit<ErrorContext, 'hadCredentials' | 'secrets'> {
-  const subject = `${repo.registry.opts.registry}/${repo.name}${isDigest(ref) ? '@' : ':'}${ref}`;
+function manifestCtx(repo: RepositoryClient, ref: string, res?: HttpResponse, rl?: RateLimit): Omit<ErrorContext, 'hadCredentials' | 'secrets'> {
+  const registry = repo.registry.opts.registry;
+  const subject = `${registry}/${repo.name}${isDigest(ref) ? '@' : ':'}${ref}`;
   return {
     action: 'fetching manifest', subject,
     notFound: isDigest(ref) ? 'manifest not found' : `tag "${ref}" not found`,
-    notFoundHint: `list the available tags with: ferry tags ${repo.registry.opts.registry}/${repo.name}`,
+    notFoundHint: `list the available tags with: ferry tags ${registry}/${repo.name}`,
+    ...(res?.status === 429 ? { rateLimit: rateLimitContext(repo.registry, res, rl) } : {}),
+  };
+}
+
+/** What a 429 on a manifest says about the limit and when it resets (worded in rate-limit.ts). */
+function rateLimitContext(client: RegistryClient, res: HttpResponse, rl: RateLimit | undefined): NonNullable<ErrorContext['rateLimit']> {
+  const registry = client.opts.registry;
+  const anonymous = rl?.anonymous ?? !(client.opts.hasCredentials?.() ?? false);
+  const budget = rl ? `${rl.remaining} of ${rl.limit} pulls left${rl.source ? ` for ${rl.source}` : ''}; ` : '';
+  return {
+    detail: `${budget}${describeReset(registry, rl, parseResetAt((n) => res.header(n)))}`,
+    hint: rateLimitHint(registry, anonymous),
   };
 }
 

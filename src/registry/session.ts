@@ -3,7 +3,8 @@ import { ANONYMOUS, credentialSecrets, type Credential, type CredentialBinding, 
 import { resolveCredential } from '../auth/keychain.js';
 import { TokenCache } from '../auth/token-cache.js';
 import type { TokenTransport } from '../auth/token.js';
-import { authMiddleware } from '../http/auth.js';
+import { OsKeychain } from '../auth/os-keychain.js';
+import { authMiddleware, type AuthEvent } from '../http/auth.js';
 import { compose } from '../http/compose.js';
 import { loggingMiddleware } from '../http/logging.js';
 import { retryMiddleware } from '../http/retry.js';
@@ -15,6 +16,7 @@ import { readTruncated } from '../util/bounded.js';
 import type { BackoffPolicy } from '../util/backoff.js';
 import { isLoopbackRegistry, type ImageReference } from '../ref/index.js';
 import { RegistryClient } from './client.js';
+import { RateLimitLog } from './rate-limit-log.js';
 
 export interface SessionOptions {
   /** Credentials bound to registry hosts (and optionally a side): --creds, --src-creds, --dest-creds.
@@ -33,6 +35,15 @@ export interface SessionOptions {
   /** Default-chain lookups may ask cloud CLIs (aws, gcloud, az) for cloud registries; default true
    * (--no-cloud-auth: false). Not used with authfiles or bindings. */
   cloudAuth?: boolean;
+  /** --keychain: read credentials from the OS keychain (ferry's items) before the default chain. */
+  keychain?: boolean;
+  /** Ask token servers for refresh tokens (ferry login). */
+  offlineTokens?: boolean;
+  /** Sees every challenge and token of every client (ferry auth explain, login); never print tokens. */
+  observeAuth?: (registry: string, side: CredentialSide, e: AuthEvent) => void;
+  /** Where the rate limits registries announce are kept and the low-budget warning is given
+   * once per registry (one per CLI process; default: one per session). */
+  rateLimits?: RateLimitLog;
 }
 
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -55,8 +66,12 @@ export class Session {
   private readonly secrets = new Set<string>();
   /** One scheme choice per registry host, shared by that host's clients (one https probe). */
   private readonly schemes = new Map<string, Middleware>();
+  private keychain: Promise<OsKeychain> | undefined;
+  /** The rate limits the registries of this session announced (latest per registry). */
+  readonly rateLimits: RateLimitLog;
 
   constructor(readonly opts: SessionOptions) {
+    this.rateLimits = opts.rateLimits ?? new RateLimitLog();
     for (const b of opts.credentials ?? []) credentialSecrets(b.credential).forEach((s) => this.secrets.add(s));
   }
 
@@ -84,13 +99,19 @@ export class Session {
         resolve: () => resolveFromAuthfile(file, ref.registry, { env, warn, repository: ref.repository }),
       };
     }
-    return {
-      key: JSON.stringify([ref.registry, 'default', ref.repository]), label: side,
-      resolve: () => resolveCredential(ref.registry, {
-        env, warn, repository: ref.repository,
-        ...(this.opts.cloudAuth === false ? { cloudAuth: false } : {}), ...(this.opts.debug ? { debug: this.opts.debug } : {}),
-      }),
-    };
+    const chain = () => resolveCredential(ref.registry, {
+      env, warn, repository: ref.repository,
+      ...(this.opts.cloudAuth === false ? { cloudAuth: false } : {}), ...(this.opts.debug ? { debug: this.opts.debug } : {}),
+    });
+    if (this.opts.keychain) {
+      // ferry's own keychain item first; a keychain that cannot be reached is an error (the user
+      // asked for it), no item falls through to docker's and podman's files.
+      return {
+        key: JSON.stringify([ref.registry, 'keychain', ref.repository]), label: side,
+        resolve: async () => (await (this.keychain ??= OsKeychain.open({ env }))).get(ref.registry).then((c) => c ?? chain()),
+      };
+    }
+    return { key: JSON.stringify([ref.registry, 'default', ref.repository]), label: side, resolve: chain };
   }
 
   /** The client for `ref`'s registry, authenticating as the credential chosen for `side`. */
@@ -126,6 +147,8 @@ export class Session {
     const auth = authMiddleware({
       apiHost, credential, tokenTransport, cache: new TokenCache(),
       allowHttpRealm: settings.scheme !== 'https', ...(this.opts.debug ? { log: this.opts.debug } : {}),
+      ...(this.opts.offlineTokens ? { offline: true } : {}),
+      ...(this.opts.observeAuth ? { observe: (e: AuthEvent) => this.opts.observeAuth!(ref.registry, side, e) } : {}),
     });
     let scheme = this.schemes.get(ref.registry);
     if (!scheme) this.schemes.set(ref.registry, (scheme = schemeMiddleware(settings, apiHost)));
@@ -135,6 +158,12 @@ export class Session {
       hasCredentials: () => current.kind !== 'anonymous',
       credentialSource: () => current.source,
       secrets: () => [...this.secrets],
+      credentialInfo: async () => {
+        const c = await credential();
+        const username = c.kind === 'basic' ? c.username : c.kind === 'identity-token' ? c.username : undefined;
+        return { kind: c.kind, ...(username ? { username } : {}), ...(c.source ? { source: c.source } : {}) };
+      },
+      onRateLimit: (rl) => this.rateLimits.record(ref.registry, rl, this.opts.warn),
     });
     this.clients.set(choice.key, client);
     return client;

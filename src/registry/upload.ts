@@ -19,6 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { profileFor } from '../ref/index.js';
 import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
@@ -112,6 +113,20 @@ export async function uploadBlob(
   }
 }
 
+/**
+ * Chunk size for a chunked upload to `registry`: the size asked for (default 1 MiB), raised to the
+ * session's `OCI-Chunk-Min-Length` and to the registry profile's minimum (ECR: every part but the
+ * last ≥ 5 MiB, S3 multipart underneath), lowered to the profile's maximum (GHCR refuses PATCH
+ * bodies over 4 MiB; ECR parts ≤ 20 MiB). `floor`: the least a 413 may halve it to.
+ */
+export function chunkBounds(registry: string, requested: number | undefined, sessionMin: number | undefined): { chunk: number; floor: number } {
+  const p = profileFor(registry)?.chunk;
+  const min = Math.max(sessionMin ?? 0, p?.min ?? 0);
+  const max = p?.max ?? Infinity;
+  const chunk = Math.min(Math.max(requested ?? DEFAULT_CHUNK_SIZE, min, 1), Math.max(max, min));
+  return { chunk, floor: Math.min(Math.max(min, MIN_CHUNK_SIZE), chunk) };
+}
+
 // ---- internals ---------------------------------------------------------------------------------
 
 interface StepOptions {
@@ -154,9 +169,9 @@ async function putChunked(
   repo: RepositoryClient, session: UploadSession, d: BlobRef, open: (offset: number) => Promise<Readable>,
   o: StepOptions & { chunkSize: number | undefined },
 ): Promise<Outcome> {
-  const min = session.chunkMinLength ?? 0;
-  const floor = Math.max(min, MIN_CHUNK_SIZE);
-  let chunk = Math.max(o.chunkSize ?? DEFAULT_CHUNK_SIZE, min, 1);
+  const bounds = chunkBounds(repo.registry.opts.registry, o.chunkSize, session.chunkMinLength);
+  const floor = bounds.floor;
+  let chunk = bounds.chunk;
   let offset = 0;
   let resumes = 0;
   while (offset < d.size) {

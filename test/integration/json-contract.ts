@@ -54,7 +54,7 @@ function list(section: string, n = 0): FieldList {
   return t;
 }
 
-const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete' };
+const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain', ratelimit: 'ratelimit' };
 const BLOB_FIELDS = ['total', 'skipped', 'mounted', 'transferred', 'bytes', 'transferredBytes'];
 
 function expectFields(obj: Record<string, unknown>, fields: FieldList, what: string): void {
@@ -63,7 +63,7 @@ function expectFields(obj: Record<string, unknown>, fields: FieldList, what: str
   expect(undocumented, `${what}: fields not in docs/json.md`).toEqual([]);
   const missing = [...fields.required].filter((k) => !(k in obj));
   expect(missing, `${what}: documented fields missing`).toEqual([]);
-  for (const k of keys) if (obj[k] === null && !['entrypoint', 'cmd', 'hint'].includes(k)) throw new Error(`${what}.${k} is null: absent fields are left out, not null`);
+  for (const k of keys) if (obj[k] === null && !['entrypoint', 'cmd', 'hint', 'challenge'].includes(k)) throw new Error(`${what}.${k} is null: absent fields are left out, not null`);
 }
 
 function expectShared(obj: Record<string, unknown>, what: string): void {
@@ -88,6 +88,13 @@ export function expectDocument(doc: unknown, command: string): void {
   expect(Object.keys(d).slice(0, 2), 'schemaVersion and command come first').toEqual(['schemaVersion', 'command']);
   expectFields(body, list(SECTION[command]!), command);
   expectShared(body, command);
+  if ('rateLimit' in body) {
+    // inspect's and ratelimit's `rateLimit`: the field list of "## ratelimit"'s second table.
+    const rl = body['rateLimit'] as Record<string, unknown>;
+    expectFields(rl, list('ratelimit', 1), `${command}.rateLimit`);
+    for (const k of ['limit', 'remaining', 'windowSeconds']) if (k in rl) expect(Number.isSafeInteger(rl[k]), `${command}.rateLimit.${k}`).toBe(true);
+    if ('source' in rl) expect(typeof rl['source'], `${command}.rateLimit.source`).toBe('string');
+  }
   if (SECTION[command] === 'pull, push, copy') {
     const images = body['images'] as Array<Record<string, unknown>>;
     expect(Array.isArray(images) && images.length > 0, `${command}: images is a non-empty array`).toBe(true);

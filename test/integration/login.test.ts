@@ -3,7 +3,9 @@
  * auth): right password → stored where docker would (0600, every other field kept), wrong → exit 3
  * and nothing changed; a configured credential helper gets `store`/`erase`; --authfile writes a
  * podman auth.json; ferry then uses what login stored; logout and logout --all remove it; the
- * password prompt on a real terminal; --keychain against a real gnome-keyring and without one.
+ * password prompt on a real terminal; --keychain against a real gnome-keyring and without one
+ * (stored, then read by --keychain on later commands); a refresh token the token server issues
+ * is stored as identitytoken and used through the OAuth2 refresh-token POST.
  */
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { runInPty, shq } from '../helpers/pty.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { FERRY_BIN, runCli, type CliResult } from '../helpers/run-cli.js';
 import { startSecretService, type SecretService } from '../helpers/secret-service.js';
+import { expectDocument } from './json-contract.js';
 
 const has = requireBinary('docker-registry') && requireBinary('openssl') && requireBinary('perl');
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -210,8 +213,39 @@ describe.skipIf(!has)('login against a real token-auth registry', () => {
     expect(existsSync(join(dir, 'config.json'))).toBe(false);
     const ok = await runCli(['login', '-u', 'bob', '--password-stdin', reg.host], { env: { DOCKER_CONFIG: dir }, stdin: pw });
     expect(ok.code).toBe(0);
-    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toEqual({ auths: { [reg.host]: { auth: b64(`bob:${pw}`) } } });
     expect(reg.tokenServer!.requests.some((q) => q.user === 'bob' && q.status === 200)).toBe(true);
+  });
+
+  it('the refresh token the registry issues is stored as identitytoken (not the password), as docker does, and then used', async () => {
+    const pw = reg.users['alice']!;
+    const dir = dockerDir();
+    const mark = reg.tokenServer!.requests.length;
+    const ok = await runCli(['login', '-u', 'alice', '--password-stdin', reg.host, '--json'], { env: { DOCKER_CONFIG: dir }, stdin: pw });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ schemaVersion: 1, command: 'login', registry: reg.host, identityToken: true });
+    expectDocument(JSON.parse(ok.stdout), 'login');
+    // docker login's request: Basic + offline_token=true and a client_id
+    const asked = reg.tokenServer!.requests.slice(mark).find((q) => q.user === 'alice');
+    expect(asked?.query['offline_token']).toEqual(['true']);
+    expect(asked?.query['client_id']).toEqual(['ferry']);
+    const cfgText = readFileSync(join(dir, 'config.json'), 'utf8');
+    const entry = JSON.parse(cfgText).auths[reg.host] as { auth: string; identitytoken: string };
+    expect(entry.auth).toBe(b64('alice:'));
+    expect(entry.identitytoken).toMatch(/^[0-9a-f]{64}$/);
+    expect(cfgText).not.toContain(pw);
+    expect(cfgText).not.toContain(b64(`alice:${pw}`));
+    expect(mode(join(dir, 'config.json'))).toBe(0o600);
+    // a later command authenticates with the identity token: an OAuth2 refresh-token POST
+    const mark2 = reg.tokenServer!.requests.length;
+    const tags = await runCli(['tags', `${reg.host}/nothing/here`], { env: { DOCKER_CONFIG: dir } });
+    expect(tags.code, tags.stderr).toBe(4);
+    const used = reg.tokenServer!.requests.slice(mark2);
+    expect(used.some((q) => q.method === 'POST' && q.grantType === 'refresh_token' && q.user === 'alice' && q.status === 200)).toBe(true);
+    expect(used.some((q) => q.hasAuth)).toBe(false); // the password is never sent again
+    const out = await runCli(['logout', reg.host, '--json'], { env: { DOCKER_CONFIG: dir } });
+    expect(out.code).toBe(0);
+    expectDocument(JSON.parse(out.stdout), 'logout');
+    expect(JSON.parse(out.stdout).removed).toEqual([`${join(dir, 'config.json')}: ${reg.host}`]);
   });
 });
 
@@ -241,6 +275,29 @@ describe.skipIf(!HAVE_SS)('login --keychain (real gnome-keyring)', () => {
     const out = await runCli(['logout', '--keychain', reg.host], { env: e });
     expect(out.stderr).toContain(`Removed OS keychain: ${reg.host}`);
     expect(out.code).toBe(0);
+  });
+
+  it('--keychain on later commands reads the item (first); without --keychain it is not consulted', async () => {
+    const pw = reg.users['alice']!;
+    const dir = dockerDir();
+    const e = { ...ss.env, NODE_EXTRA_CA_CERTS: reg.caFile!, DOCKER_CONFIG: dir };
+    const r = await runCli(['login', '--keychain', '-u', 'alice', '--password-stdin', reg.host], { env: e, stdin: pw });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('later commands read it with --keychain');
+    try {
+      const withKc = await runCli(['tags', '--keychain', '--debug', `${reg.host}/nothing/here`], { env: e });
+      expect(withKc.code, withKc.stderr).toBe(4); // authenticated; the repository does not exist
+      expect(withKc.stderr).toContain(`credentials for ${reg.host} (source): basic (OS keychain (service ferry, account ${reg.host}))`);
+      expect(withKc.stdout + withKc.stderr).not.toContain(pw);
+      const without = await runCli(['tags', `${reg.host}/nothing/here`], { env: e });
+      expect(without.code).toBe(3);
+      // a docker config entry does not win over the keychain item with --keychain
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: b64('alice:wrong-password') } } }));
+      const both = await runCli(['tags', '--keychain', `${reg.host}/nothing/here`], { env: e });
+      expect(both.code, both.stderr).toBe(4);
+    } finally {
+      await runCli(['logout', '--keychain', reg.host], { env: e });
+    }
   });
 
   it('without a session bus: exit 7 naming DBUS_SESSION_BUS_ADDRESS, before the registry is asked', async () => {

@@ -83,7 +83,7 @@ export function blobSizes(dir: string, digests: string[]): number[] {
 /** What every `--json` document starts with (docs/json.md). */
 export interface DocBase {
   schemaVersion: 1;
-  command: 'inspect' | 'tags' | 'pull' | 'push' | 'copy' | 'tag' | 'delete' | null;
+  command: 'inspect' | 'tags' | 'pull' | 'push' | 'copy' | 'tag' | 'delete' | 'ratelimit' | null;
 }
 
 /** `ferry inspect --json` document (mirrors src/cli/commands/inspect.ts inspectJson). */
@@ -107,6 +107,7 @@ export interface InspectDoc extends DocBase {
   labels?: Record<string, string>;
   workingDir?: string;
   user?: string;
+  rateLimit?: { limit: number; remaining: number; windowSeconds?: number; source?: string };
 }
 
 export interface BlobsDoc { total: number; skipped: number; mounted: number; transferred: number; bytes: number; transferredBytes: number }

@@ -49,6 +49,7 @@ async function runCopy(rt: Runtime, label: 'copy' | 'push', op: typeof copy, src
     if (!rt.g.quiet) (toStdout ? rt.info : rt.out)(copySummary(label, r));
   } finally {
     if (!ok) status.stop(false);
+    rt.reportRateLimits();
   }
 }
 

@@ -1,8 +1,9 @@
 import { type Command, Option } from 'commander';
 import { inspect, type InspectResult } from '../../ops/inspect.js';
+import { describeRateLimit } from '../../registry/rate-limit.js';
 import { formatBytes } from '../../util/format.js';
 import type { CliIO } from '../io.js';
-import { document } from '../output/json.js';
+import { document, rateLimitJson } from '../output/json.js';
 import { parsePlatformOption } from '../options.js';
 import { runtimeFor } from '../runtime.js';
 
@@ -22,11 +23,15 @@ Examples:
   ferry inspect --json quay.io/org/app@sha256:… | jq .layers`)
     .action(async (location: string, opts: { raw?: boolean; config?: boolean; platform?: ReturnType<typeof parsePlatformOption> }, cmd: Command) => {
       const rt = await runtimeFor(cmd, io, signal);
-      const r = await inspect(location, { ...(opts.platform ? { platform: opts.platform } : {}), wantConfig: !!opts.config }, rt.ctx);
-      if (opts.raw) return void io.stdout.write(Buffer.from(r.rawManifest));
-      if (opts.config) return void io.stdout.write(Buffer.from(r.rawConfig ?? []));
-      if (rt.g.json) return rt.outJson(inspectJson(r));
-      rt.out(renderInspect(r));
+      try {
+        const r = await inspect(location, { ...(opts.platform ? { platform: opts.platform } : {}), wantConfig: !!opts.config }, rt.ctx);
+        if (opts.raw) return void io.stdout.write(Buffer.from(r.rawManifest));
+        if (opts.config) return void io.stdout.write(Buffer.from(r.rawConfig ?? []));
+        if (rt.g.json) return rt.outJson(inspectJson(r));
+        rt.out(renderInspect(r));
+      } finally {
+        rt.reportRateLimits();
+      }
     });
 }
 
@@ -35,19 +40,21 @@ Examples:
  * 1; an index: itself and its entries), and an index's entries are listed under `children`.
  */
 export function inspectJson(r: InspectResult) {
-  const { rawManifest: _m, rawConfig: _c, reference, manifests: children, ...rest } = r;
+  const { rawManifest: _m, rawConfig: _c, reference, manifests: children, rateLimit, ...rest } = r;
   const { digest, mediaType, size, ...details } = rest;
   return document('inspect', {
     source: reference, digest, mediaType, size,
     manifests: children ? 1 + children.length : 1,
     ...(children ? { children } : {}),
     ...details,
+    ...(rateLimit ? { rateLimit: rateLimitJson(rateLimit) } : {}),
   });
 }
 
 export function renderInspect(r: InspectResult): string {
   const lines = [`Reference:  ${r.reference}`, `Digest:     ${r.digest}`, `MediaType:  ${r.mediaType}`, `Size:       ${r.size}`];
   if (r.index) lines.push(`Index:      ${r.index.digest}`);
+  if (r.rateLimit) lines.push(`Rate limit: ${describeRateLimit(r.rateLimit)}`);
   if (r.manifests) {
     lines.push(`Platforms:  ${r.manifests.length}`);
     for (const m of r.manifests) lines.push(`  ${m.platform.padEnd(18)} ${m.digest}  ${formatBytes(m.size)}`);

@@ -4,6 +4,7 @@ import { login, logout } from '../../ops/login.js';
 import type { CliIO } from '../io.js';
 import { contextFrom, type GlobalOptions } from '../options.js';
 import { promptLine } from '../prompt.js';
+import { document } from '../output/json.js';
 
 interface LoginFlags {
   username?: string;
@@ -82,8 +83,8 @@ Examples:
       const { g, ctx, warn, info } = await setup(cmd, io, signal);
       const c = await credentialsFrom(g, io, warn, signal);
       const r = await login({ registry, ...c, ...(g.authfile ? { authfile: g.authfile } : {}), ...(g.keychain ? { keychain: true } : {}) }, ctx);
-      if (g.json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-      else info(`Login succeeded: ${r.registry} (stored in ${r.storedIn})`);
+      if (g.json) io.stdout.write(`${JSON.stringify(document('login', r), null, 2)}\n`);
+      else info(`Login succeeded: ${r.registry} (stored in ${r.storedIn}${r.identityToken ? ', as the identity token the registry issued' : ''})${g.keychain ? '; later commands read it with --keychain' : ''}`);
     });
 
   program
@@ -96,7 +97,7 @@ Examples:
     .action(async (registry: string | undefined, _opts: unknown, cmd: Command) => {
       const { g, ctx, info } = await setup(cmd, io, signal);
       const r = await logout({ ...(registry ? { registry } : {}), ...(g.all ? { all: true } : {}), ...(g.authfile ? { authfile: g.authfile } : {}), ...(g.keychain ? { keychain: true } : {}) }, ctx);
-      if (g.json) io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      if (g.json) io.stdout.write(`${JSON.stringify(document('logout', r), null, 2)}\n`);
       else if (r.removed.length === 0) info(registry ? `Not logged in to ${registry}` : 'No stored credentials found');
       else for (const line of r.removed) info(`Removed ${line}`);
     });

@@ -82,6 +82,7 @@ symlink: the file it points to is replaced, the link stays).`)
         }
       } finally {
         if (!ok) status.stop(false);
+        rt.reportRateLimits();
       }
     });
 }

@@ -17,9 +17,13 @@ Examples:
   ferry tags oci:./images`)
     .action(async (repository: string, _opts: unknown, cmd: Command) => {
       const rt = await runtimeFor(cmd, io, signal);
-      const r = await tags(repository, rt.ctx);
-      if (rt.g.json) return rt.outJson(document('tags', { source: r.repository, tags: r.tags }));
-      if (r.tags.length) rt.out(r.tags.join('\n'));
-      else rt.info(`${r.repository}: no tags`);
+      try {
+        const r = await tags(repository, rt.ctx);
+        if (rt.g.json) return rt.outJson(document('tags', { source: r.repository, tags: r.tags }));
+        if (r.tags.length) rt.out(r.tags.join('\n'));
+        else rt.info(`${r.repository}: no tags`);
+      } finally {
+        rt.reportRateLimits();
+      }
     });
 }

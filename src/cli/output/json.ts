@@ -3,6 +3,7 @@ import type { CopyEvent } from '../../copy/events.js';
 import type { FerryError } from '../../errors.js';
 import { formatPlatform } from '../../oci/platform.js';
 import { parseReference } from '../../ref/index.js';
+import type { RateLimit } from '../../registry/rate-limit.js';
 import { redactText } from '../../util/redact.js';
 
 /**
@@ -15,7 +16,7 @@ import { redactText } from '../../util/redact.js';
 export const SCHEMA_VERSION = 1;
 
 /** Canonical command names (aliases report their command: `cp` → `copy`). */
-export type CommandName = 'inspect' | 'tags' | 'pull' | 'push' | 'copy' | 'tag' | 'delete';
+export type CommandName = 'inspect' | 'tags' | 'pull' | 'push' | 'copy' | 'tag' | 'delete' | 'login' | 'logout' | 'auth explain' | 'ratelimit';
 
 export function document<T extends object>(command: CommandName | null, body: T): { schemaVersion: number; command: CommandName | null } & T {
   return { schemaVersion: SCHEMA_VERSION, command, ...body };
@@ -79,6 +80,16 @@ export class BlobTally {
       c.transferred++;
       c.transferredBytes += e.descriptor.size;
     }
+  };
+}
+
+/** A registry's announced rate limit (inspect's `rateLimit`, ratelimit's `rateLimit`). */
+export function rateLimitJson(rl: RateLimit) {
+  return {
+    limit: rl.limit,
+    remaining: rl.remaining,
+    ...(rl.windowSeconds !== undefined ? { windowSeconds: rl.windowSeconds } : {}),
+    ...(rl.source !== undefined ? { source: rl.source } : {}),
   };
 }
 

@@ -95,7 +95,7 @@ export class Handlers {
       case 'manifest':
         if (ctx.method === 'PUT') return this.putManifest(route.name, route.ref, ctx);
         if (ctx.method === 'DELETE') return this.deleteManifest(route.name, route.ref);
-        return this.getManifest(route.name, route.ref, ctx);
+        return this.withRateLimit(ctx, () => this.getManifest(route.name, route.ref, ctx));
       case 'blob':
         return ctx.method === 'DELETE' ? this.deleteBlob(route.name, route.digest) : this.getBlob(route.name, route.digest, ctx);
       case 'uploadStart': return this.uploads.start(route.name, ctx);
@@ -136,6 +136,24 @@ export class Handlers {
   }
 
   // ---- manifests -----------------------------------------------------------------------------
+
+  /** Docker Hub's pull limit (MemRegistryOptions.rateLimit) around a manifest GET/HEAD. */
+  private withRateLimit(ctx: Ctx, answer: () => Resp): Resp {
+    const rl = this.opts.rateLimit;
+    if (!rl) return answer();
+    const w = rl.windowSeconds === undefined ? '' : `;w=${rl.windowSeconds}`;
+    const headers = (remaining: number): Record<string, string> => ({
+      'ratelimit-limit': `${rl.limit}${w}`, 'ratelimit-remaining': `${remaining}${w}`,
+      ...(rl.source === undefined ? {} : { 'docker-ratelimit-source': rl.source }),
+    });
+    if (ctx.method === 'GET' && rl.remaining <= 0) {
+      return errorResp(429, 'TOOMANYREQUESTS', 'You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit', {}, { ...headers(0), ...(rl.exhaustedHeaders ?? {}) });
+    }
+    const r = answer();
+    if (ctx.method === 'GET' && r.status === 200) rl.remaining--;
+    r.headers = { ...r.headers, ...headers(Math.max(0, rl.remaining)) };
+    return r;
+  }
 
   private getManifest(name: string, ref: string, ctx: Ctx): Resp {
     if (ref.includes(':') && checkDigest(ref) === 'invalid') return errorResp(400, 'DIGEST_INVALID', 'invalid digest', { digest: ref });

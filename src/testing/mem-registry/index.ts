@@ -3,7 +3,8 @@
  * injection. Protocol-faithful enough to exercise ferry's client code realistically: verbatim
  * manifest storage, manifest reference checks, upload sessions with an opaque HMAC'd `_state`
  * (stale Locations are refused), chunk ordering (416), OCI-Chunk-Min-Length, cross-repo mounts,
- * tag pagination with `Link`, `Range` on blobs, Basic and Bearer-token auth with a built-in token
+ * tag pagination with `Link`, `Range` on blobs, Docker Hub's pull limit (`rateLimit`: headers, 429 at 0),
+ * Basic and Bearer-token auth with a built-in token
  * endpoint, and programmable faults. Not implemented: referrers API (404 → clients use the tag
  * fallback), schema1 manifests (rejected), `?tag=` on manifest PUT.
  *
@@ -15,7 +16,7 @@
  * real registry binary; it is test equipment, not part of the ferry CLI.
  */
 export type {
-  Fault, MemAuthMode, MemRegistry, MemRegistryOptions, MemRequestRecord, MemUser, StoredManifest,
+  Fault, MemAuthMode, MemRateLimit, MemRegistry, MemRegistryOptions, MemRequestRecord, MemUser, StoredManifest,
 } from './types.js';
 export { startMemRegistry } from './server.js';
 export { seedImage, deterministicBytes } from './seed.js';

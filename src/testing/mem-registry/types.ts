@@ -47,6 +47,22 @@ export interface MemRegistryOptions {
   tagPageSize?: number;
   noHeadDigest?: boolean;
   deleteDisabled?: boolean;
+  /**
+   * Docker Hub's pull limit: every manifest GET/HEAD answer carries `ratelimit-limit`,
+   * `ratelimit-remaining` (`;w=` when `windowSeconds` is set) and `docker-ratelimit-source`
+   * (when `source` is set); a successful GET spends one (HEAD is free), and a GET with nothing
+   * left is 429 TOOMANYREQUESTS. The object is live: tests may set `remaining` between requests.
+   */
+  rateLimit?: MemRateLimit;
+}
+
+export interface MemRateLimit {
+  limit: number;
+  remaining: number;
+  windowSeconds?: number;
+  source?: string;
+  /** Extra headers on the 429 (e.g. `Retry-After`). */
+  exhaustedHeaders?: Record<string, string>;
 }
 
 export interface MemRequestRecord {

@@ -24,7 +24,17 @@ describe('401 hints name ferry login with the registry', () => {
   });
   it('with rejected credentials; Docker Hub is named docker.io', async () => {
     const e = await errorFromResponse(res('https://registry-1.docker.io/v2/library/x/manifests/1'), { action: 'fetching manifest', subject: 'x:1', hadCredentials: true });
-    expect(e.hint).toBe('check the username and password/token (--creds, ferry login docker.io, or your credential helper)');
+    expect(e.hint).toBe('check the username and password/token (--creds, ferry login docker.io, or your credential helper); ferry login docker.io -u <Docker ID> (a personal access token works as the password)');
     expect(e.hint).not.toContain('docker login');
+  });
+
+  it('the registry profile adds its own convention (NGC: $oauthtoken) and where the rejected credentials came from', async () => {
+    const e = await errorFromResponse(res('https://nvcr.io/v2/nvidia/x/manifests/1'), { action: 'fetching manifest', subject: 'x:1', hadCredentials: true, credentialSource: 'docker config /c.json (auths)' });
+    expect(e.hint).toContain('they came from docker config /c.json (auths)');
+    expect(e.hint).toContain("-u '$oauthtoken'");
+    const anon = await errorFromResponse(res('https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/x/manifests/1'), { action: 'fetching manifest', subject: 'x:1', hadCredentials: false });
+    expect(anon.hint).toMatch(/^aws ecr get-login-password --region <region> \| ferry login -u AWS --password-stdin <host>, or install docker-credential-ecr-login; or pass --creds/);
+    const plain = await errorFromResponse(res('https://registry.example/v2/x/manifests/1'), { action: 'fetching manifest', subject: 'x:1', hadCredentials: false });
+    expect(plain.hint).toMatch(/^pass --creds/);
   });
 });

@@ -55,7 +55,7 @@ describe('retry middleware (through a Session against the mem registry)', () => 
     const e = await rejection(client.getManifest('v1'));
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(e.code).toBe('E_RATE_LIMITED');
-    expect(e.message).toContain('retry after 30s');
+    expect(e.message).toContain('the limit resets in 30 s'); // a manifest's 429 says when the limit resets (registry/rate-limit.ts)
     expect(e.message).toContain(`${reg.host}/app:v1`);
     expect(hits()).toHaveLength(1);
   });

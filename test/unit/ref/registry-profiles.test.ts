@@ -44,3 +44,19 @@ describe('registry profiles', () => {
     expect(acrName('myreg.azurecr.io')).toBe('myreg');
   });
 });
+
+describe('the table drives upload chunk bounds', async () => {
+  const { chunkBounds } = await import('../../../src/registry/upload.js');
+  const MiB = 1024 * 1024;
+  it.each([
+    ['localhost:5000', undefined, undefined, 1 * MiB],
+    ['localhost:5000', 400, undefined, 400],
+    ['localhost:5000', 1000, 8 * MiB, 8 * MiB], // OCI-Chunk-Min-Length wins
+    ['123456789012.dkr.ecr.us-east-1.amazonaws.com', undefined, undefined, 5 * MiB], // ECR parts ≥ 5 MiB
+    ['123456789012.dkr.ecr.us-east-1.amazonaws.com', 64 * MiB, undefined, 20 * MiB], // and ≤ 20 MiB
+    ['ghcr.io', 16 * MiB, undefined, 4 * MiB], // GHCR refuses PATCH bodies over 4 MiB
+    ['ghcr.io', undefined, undefined, 1 * MiB],
+  ])('%s asked %s (session min %s) → %d', (registry, asked, min, want) => {
+    expect(chunkBounds(registry, asked, min).chunk).toBe(want);
+  });
+});
