@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { FerryError } from '../errors.js';
+import { parseResolve, type ResolveRule } from '../http/resolve.js';
 import type { OpContext } from '../ops/context.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import { bindCredentials, commandScope, type CommandScope, type CredentialFlags } from './credentials.js';
@@ -14,6 +15,7 @@ export interface GlobalOptions extends CredentialFlags {
   json?: boolean;
   progress: 'auto' | 'tty' | 'plain' | 'json' | 'none';
   progressInterval: number;
+  resolve?: ResolveRule[];
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -30,11 +32,16 @@ export function addGlobalOptions(program: Command): void {
     .option('--dest-authfile <file>', 'authfile for the destination registry (overrides --authfile)')
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
+    .option('--resolve <host:port:address>', 'connect to ADDRESS[:PORT] whenever HOST:PORT is asked for (as curl --resolve; TLS and Host still name HOST; not for proxied requests); repeatable', collectResolve)
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
     .option('-q, --quiet', 'print nothing but errors (and results on stdout)')
     .option('--json', 'print the result as one JSON document on stdout')
     .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'tty', 'plain', 'json', 'none']).default('auto'))
     .addOption(new Option('--progress-interval <seconds>', 'seconds between plain progress lines').default(5).argParser(parsePositive('--progress-interval')));
+}
+
+function collectResolve(v: string, prev: ResolveRule[] | undefined): ResolveRule[] {
+  return [...(prev ?? []), parseResolve(v)];
 }
 
 function parseBool(v: string | undefined): boolean {
@@ -81,5 +88,6 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (bound.authfiles.source || bound.authfiles.destination) ctx.authfiles = bound.authfiles;
   if (g.plainHttp) ctx.plainHttp = true;
   if (debug) ctx.debug = debug;
+  if (g.resolve?.length) ctx.resolve = g.resolve;
   return ctx;
 }
