@@ -14,6 +14,10 @@
  *   serverKey, dir, certDir }`; `certDir` holds only `ca.crt` (the layout
  *   skopeo's --*-cert-dir and containers/image expect). Without `dir` a temp
  *   dir is created and `remove()` deletes it (also removed on process exit).
+ * - REAL_REGISTRY_HOSTS: the public registry names the emulations (emulated-registry.ts) answer
+ *   for. realHostTls() = makeServerTls with all of them, made once per process (one CA file for
+ *   NODE_EXTRA_CA_CERTS). Such a name is only ever reached through ferry's --resolve to
+ *   127.0.0.1: nothing here touches the internet.
  * - pemToDerBase64(pem): standard base64 DER of the FIRST certificate in the
  *   PEM (what a JWT `x5c` entry holds).
  * Keys are unencrypted PKCS#8 PEM. Nothing is ever written outside `dir`.
@@ -160,4 +164,19 @@ export function pemToDerBase64(pem: string): string {
 /** Read a PEM file and return pemToDerBase64 of its first certificate. */
 export async function certFileToDerBase64(path: string): Promise<string> {
   return pemToDerBase64(await readFile(path, 'utf8'));
+}
+
+/** Real registry host names the test CA can issue for (reached only through --resolve). */
+export const REAL_REGISTRY_HOSTS = Object.freeze([
+  'registry-1.docker.io', 'auth.docker.io', 'ghcr.io', 'quay.io', '123456789012.dkr.ecr.us-east-1.amazonaws.com',
+  'myreg.azurecr.io', 'gcr.io', 'us-docker.pkg.dev', 'harbor.example.com', 'nvcr.io', 'us.icr.io',
+] as const);
+
+let shared: Promise<TlsFiles> | undefined;
+
+/** One CA + server certificate for every REAL_REGISTRY_HOSTS name (and 127.0.0.1, localhost),
+ * made on first use and shared by the process; removed on exit. */
+export function realHostTls(): Promise<TlsFiles> {
+  shared ??= makeServerTls(undefined, REAL_REGISTRY_HOSTS);
+  return shared;
 }
