@@ -31,7 +31,7 @@
  *   `/v2/` challenge only; users `oauth2accesstoken` / `_dcgcloud_token` + GCP_ACCESS_TOKEN,
  *   `_json_key` + GCP_SERVICE_ACCOUNT_KEY_JSON (exact text).
  * - harbor: realm `https://harbor.example.com/service/token`, service `harbor-registry`, POST →
- *   405; robot `robot$proj+ci`; projects = first path component, only `proj` and `library` exist.
+ *   405; robot `robot$proj+ci`; project = first path component, only `proj` exists (another → denied).
  * - ngc: realm `https://nvcr.io/proxy_auth`, no `service` in any challenge; `$oauthtoken` + API
  *   key; anonymous pull of `nvidia/*`.
  * - icr: realm `https://us.icr.io/oauth/token`, `service=registry`, challenge values unquoted
@@ -54,6 +54,9 @@ import { createTokenIssuer, type TokenIssuer, type TokenIssuerOptions, type Toke
 
 export type EmulatedProfile = 'dockerhub' | 'ghcr' | 'quay' | 'ecr' | 'acr' | 'gcr' | 'artifact-registry' | 'harbor' | 'ngc' | 'icr';
 export const EMULATED_PROFILES: readonly EmulatedProfile[] = ['dockerhub', 'ghcr', 'quay', 'ecr', 'acr', 'gcr', 'artifact-registry', 'harbor', 'ngc', 'icr'];
+
+/** Whether an emulation lets anonymous clients pull (its `publicRepo`), without starting it. */
+export const hasPublicPulls = (p: EmulatedProfile): boolean => profileDef(p).publicRepo !== undefined;
 
 export interface Login {
   username: string;
@@ -263,8 +266,8 @@ function profileDef(name: EmulatedProfile): Profile {
         host: 'harbor.example.com',
         token: { realmPath: '/service/token', service: 'harbor-registry', issuer: 'harbor-token-issuer', rejectPost: true },
         users: { [login.username]: login.password }, login, logins: { robot: login },
-        // Only the projects `proj` and `library` exist; the robot belongs to `proj`.
-        policy: (u, type, n) => type !== 'repository' ? [] : u === HARBOR_ROBOT && under(n, 'proj') ? ['pull', 'push', 'delete', '*'] : u === undefined && under(n, 'library') ? ['pull'] : [],
+        // Only the project `proj` exists, and the robot belongs to it.
+        policy: (u, type, n) => (type === 'repository' && u === HARBOR_ROBOT && under(n, 'proj') ? ['pull', 'push', 'delete', '*'] : []),
         namespace: 'proj',
       };
     }
@@ -398,6 +401,7 @@ export async function startEmulatedRegistry(profile: EmulatedProfile, opts: Emul
       if (loc) out.location = loc.replace(/^https?:\/\/(127\.0\.0\.1|localhost):\d+/, `https://${def.host}`).replace(/^http:\/\//, 'https://');
       const ch = br.headers['www-authenticate'];
       if (ch && def.challenge) out['www-authenticate'] = def.challenge(challengeParams(ch), url.pathname);
+      if (out['www-authenticate'] !== undefined) rec.challenge = String(out['www-authenticate']);
       if (manifest && rateLimit) {
         if (req.method === 'GET' && br.statusCode === 200) rateLimit.remaining--;
         if (req.method === 'GET') rateLimit.gets++;
