@@ -22,6 +22,11 @@ interface ProxyAware {
   proxyFor(url: URL): URL | undefined;
 }
 
+/** A dispatcher with --resolve rules: where a direct connection for this URL goes, if mapped. */
+interface ResolveAware {
+  resolvedFor(url: URL): string | undefined;
+}
+
 const COMMON = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: 60_000, bodyTimeout: 120_000 };
 
 export interface DispatcherOptions {
@@ -69,6 +74,15 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   const connect = (rejectUnauthorized: boolean) => (rules.length ? resolvingConnect(rules, rejectUnauthorized, used, opts.debug) : { rejectUnauthorized });
   const verify = new Agent({ ...COMMON, connect: connect(true) });
   const noVerify = new Agent({ ...COMMON, connect: connect(false) });
+  if (rules.length) {
+    // For error messages: a failure to connect names the address --resolve sent it to.
+    const resolvedFor = (url: URL): string | undefined => {
+      const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+      const r = matchResolve(rules, url.hostname, port);
+      return r ? hostPort(r.address, r.addressPort ?? port) : undefined;
+    };
+    for (const a of [verify, noVerify]) Object.defineProperty(a, 'resolvedFor', { value: resolvedFor });
+  }
   const proxies = proxyEnv(env);
   if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
   const routers = [new ProxyRouter(proxies, verify, true), new ProxyRouter(proxies, noVerify, false)] as const;
@@ -79,13 +93,17 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   };
 }
 
-class ProxyRouter implements ProxyAware {
+class ProxyRouter implements ProxyAware, ResolveAware {
   private readonly viaProxy = new Map<string, Dispatcher>();
 
   constructor(private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean) {}
 
   proxyFor(url: URL): URL | undefined {
     return proxyFor(this.cfg, url);
+  }
+
+  resolvedFor(url: URL): string | undefined {
+    return this.proxyFor(url) ? undefined : resolvedOf(this.direct, url);
   }
 
   request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
@@ -127,6 +145,21 @@ function decode(s: string): string {
   }
 }
 
+function resolvedOf(d: Dispatcher, url: URL): string | undefined {
+  const rf = (d as unknown as Partial<ResolveAware>).resolvedFor;
+  return typeof rf === 'function' ? rf.call(d, url) : undefined;
+}
+
+/** A network failure on a --resolve'd connection says where the socket really went. */
+function withResolved(e: unknown, d: Dispatcher | undefined, url: URL): unknown {
+  const to = d && e instanceof FerryError && e.code === 'E_NETWORK' ? resolvedOf(d, url) : undefined;
+  if (!to || !(e instanceof FerryError)) return e;
+  return new FerryError(e.code, `${e.message} (connecting to ${to} by --resolve)`, {
+    ...(e.hint !== undefined ? { hint: e.hint } : {}), ...(e.status !== undefined ? { status: e.status } : {}),
+    ...(e.url !== undefined ? { url: e.url } : {}), registryCodes: e.registryCodes, cause: e.cause ?? e,
+  });
+}
+
 function proxyOf(d: Dispatcher, url: URL): URL | undefined {
   const pf = (d as unknown as Partial<ProxyAware>).proxyFor;
   return typeof pf === 'function' ? pf.call(d, url) : undefined;
@@ -164,8 +197,9 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
       const body = await materialize(current.body);
       let res: Dispatcher.ResponseData;
       let proxy: URL | undefined;
+      let dispatcher: Dispatcher | undefined;
       try {
-        const dispatcher = dispatcherFor(current);
+        dispatcher = dispatcherFor(current);
         proxy = proxyOf(dispatcher, current.url);
         res = await dispatcher.request({
           origin: current.url.origin,
@@ -177,7 +211,7 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         });
       } catch (e) {
         if (body instanceof Readable) body.destroy();
-        throw mapNetworkError(e, current.url, proxy);
+        throw withResolved(mapNetworkError(e, current.url, proxy), dispatcher, current.url);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
       if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {

@@ -1,6 +1,8 @@
+import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { isFerryError } from '../../../src/errors.js';
 import { matchResolve, parseResolve } from '../../../src/http/resolve.js';
+import { createDispatchers } from '../../../src/http/send.js';
 
 describe('parseResolve (--resolve HOST:PORT:ADDRESS[:ADDRESS_PORT])', () => {
   it.each([
@@ -60,5 +62,32 @@ describe('matchResolve', () => {
     ['::1', 5001, undefined],
   ])('%s:%d → rule %s', (host, port, want) => {
     expect(matchResolve(rules, host, port)?.addressPort).toBe(want);
+  });
+});
+
+describe('createDispatchers with --resolve rules', () => {
+  it('sends the socket to the address; the Host header keeps the name; --debug says so once per mapping', async () => {
+    const hosts: string[] = [];
+    const srv = createServer((q, r) => {
+      hosts.push(String(q.headers.host));
+      r.end('ok');
+    }).listen(0, '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    const { port } = srv.address() as { port: number };
+    const lines: string[] = [];
+    const d = createDispatchers({}, { resolve: [parseResolve(`registry.ferry.test:5000:127.0.0.1:${port}`)], debug: (l) => lines.push(l) });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await d.verify.request({ origin: 'http://registry.ferry.test:5000', path: '/v2/', method: 'GET', reset: true });
+        expect(await res.body.text()).toBe('ok');
+      }
+      expect(hosts).toEqual(['registry.ferry.test:5000', 'registry.ferry.test:5000']);
+      expect(lines).toEqual([`connect registry.ferry.test:5000 → 127.0.0.1:${port} (--resolve)`]);
+      // Not mapped: a port the rule does not name goes to DNS as usual (and .test never resolves).
+      await expect(d.verify.request({ origin: 'http://registry.ferry.test:5001', path: '/', method: 'GET' })).rejects.toThrow(/ENOTFOUND|EAI_AGAIN|getaddrinfo/);
+    } finally {
+      await d.close();
+      srv.close();
+    }
   });
 });
