@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import {
-  ACR_NULL_GUID, ACR_REFRESH_TOKEN, hasPublicPulls, startEmulatedRegistry, type EmulatedProfile, type EmulatedRegistry,
+  ACR_NULL_GUID, ACR_REFRESH_TOKEN, EMULATED_PROFILES, hasPublicPulls, startEmulatedRegistry, type EmulatedProfile, type EmulatedRegistry,
 } from '../helpers/emulated-registry.js';
 import { installFakeHelper } from '../helpers/fake-cred-helper.js';
 import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
@@ -107,7 +107,7 @@ export const CREDENTIAL_SOURCES: CredentialSource[] = [
       const e = entryFor(em, 'podman');
       const doc = JSON.stringify({ auths: { [em.registry]: { auth: b64(`${e.username}:${e.password ?? ''}`) } } });
       // Half the registries by $REGISTRY_AUTH_FILE, half by $XDG_RUNTIME_DIR/containers/auth.json.
-      if (em.port % 2 === 0) return { env: { REGISTRY_AUTH_FILE: join(dir, 'auth.json') }, files: { [join(dir, 'auth.json')]: doc } };
+      if (EMULATED_PROFILES.indexOf(em.profile) % 2 === 0) return { env: { REGISTRY_AUTH_FILE: join(dir, 'auth.json') }, files: { [join(dir, 'auth.json')]: doc } };
       return { env: { XDG_RUNTIME_DIR: join(dir, 'xdg') }, files: { [join(dir, 'xdg', 'containers', 'auth.json')]: doc } };
     },
   },
