@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { FerryError } from '../errors.js';
+import { parseResolve, type ResolveRule } from '../http/resolve.js';
 import type { OpContext } from '../ops/context.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import { RateLimitLog } from '../registry/rate-limit-log.js';
@@ -19,6 +20,7 @@ export interface GlobalOptions extends CredentialFlags {
   progress: 'auto' | 'tty' | 'plain' | 'json' | 'none';
   progressInterval: number;
   keychain?: boolean;
+  resolve?: ResolveRule[];
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -37,12 +39,17 @@ export function addGlobalOptions(program: Command): void {
     .option('--keychain', 'read credentials stored by ferry login --keychain from the OS keychain (Secret Service, macOS Keychain, Windows Credential Manager) before docker\'s and podman\'s files')
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
+    .option('--resolve <host:port:address>', 'connect to ADDRESS[:PORT] whenever HOST:PORT is asked for (as curl --resolve; TLS and Host still name HOST; not for proxied requests); repeatable', collectResolve)
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
     .option('-v, --verbose', 'informational lines on stderr: at the end of pull, push, copy, inspect and tags, each registry\'s last seen rate-limit budget')
     .option('-q, --quiet', 'print nothing but errors (and results on stdout)')
     .option('--json', 'print the result as one JSON document on stdout')
     .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'tty', 'plain', 'json', 'none']).default('auto'))
     .addOption(new Option('--progress-interval <seconds>', 'seconds between plain progress lines').default(5).argParser(parsePositive('--progress-interval')));
+}
+
+function collectResolve(v: string, prev: ResolveRule[] | undefined): ResolveRule[] {
+  return [...(prev ?? []), parseResolve(v)];
 }
 
 function parseBool(v: string | undefined): boolean {
@@ -92,5 +99,6 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (g.cloudAuth === false) ctx.cloudAuth = false;
   if (g.keychain) ctx.keychain = true;
   if (debug) ctx.debug = debug;
+  if (g.resolve?.length) ctx.resolve = g.resolve;
   return ctx;
 }

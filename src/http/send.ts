@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { FerryError } from '../errors.js';
@@ -5,7 +6,8 @@ import { redactUrl } from '../util/redact.js';
 import { headerValue, type HttpRequest, type HttpResponse, type Send } from './types.js';
 import { isForwardedProxyRefusal, mapNetworkError, proxyRefused } from './network-errors.js';
 import { describeProxy, proxyEnv, proxyFor, type ProxyEnv } from './proxy.js';
-import { loadAgent, loadProxyAgent } from './undici-agent.js';
+import { hostPort, matchResolve, type ResolveRule } from './resolve.js';
+import { loadAgent, loadBuildConnector, loadProxyAgent } from './undici-agent.js';
 
 const MAX_REDIRECTS = 10;
 
@@ -20,18 +22,67 @@ interface ProxyAware {
   proxyFor(url: URL): URL | undefined;
 }
 
+/** A dispatcher with --resolve rules: where a direct connection for this URL goes, if mapped. */
+interface ResolveAware {
+  resolvedFor(url: URL): string | undefined;
+}
+
 const COMMON = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: 60_000, bodyTimeout: 120_000 };
+
+export interface DispatcherOptions {
+  /** --resolve rules: connections to HOST:PORT go to ADDRESS[:ADDRESS_PORT] (direct ones only). */
+  resolve?: readonly ResolveRule[];
+  /** --debug: told once per rule used. */
+  debug?: (line: string) => void;
+}
+
+type ConnectFn = ReturnType<ReturnType<typeof loadBuildConnector>>;
+type ConnectOpts = Parameters<ConnectFn>[0];
+
+/**
+ * undici's own connector with the --resolve rules applied: a matching HOST:PORT connects to the
+ * rule's address instead, with the TLS server name (SNI and the name the certificate is checked
+ * against) still HOST; undici writes the Host header from the request origin, which is unchanged.
+ */
+function resolvingConnect(rules: readonly ResolveRule[], rejectUnauthorized: boolean, used: Set<string>, debug?: (line: string) => void): ConnectFn {
+  const base = loadBuildConnector()({ rejectUnauthorized });
+  return (opts: ConnectOpts, callback) => {
+    const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
+    const rule = matchResolve(rules, opts.hostname, port);
+    if (!rule) return base(opts, callback);
+    const to = rule.addressPort ?? port;
+    if (!used.has(rule.spec + opts.hostname)) {
+      used.add(rule.spec + opts.hostname);
+      debug?.(`connect ${hostPort(opts.hostname, port)} → ${hostPort(rule.address, to)} (--resolve)`);
+    }
+    const servername = opts.servername || (isIP(opts.hostname) ? '' : opts.hostname);
+    return base({ ...opts, hostname: rule.address, port: String(to), servername }, callback);
+  };
+}
 
 /**
  * One keep-alive agent per TLS policy, shared by every registry in the process. With
  * HTTP(S)_PROXY in `env` (http/proxy.ts has the rules), each of the two is a router that picks,
  * per request URL (scheme, host, port: so also per redirect hop and token realm), the direct
  * agent or a ProxyAgent for that proxy, made (and undici's ProxyAgent loaded) on first use.
+ * `--resolve` rules apply to the direct agents only: a proxied request is resolved by the proxy.
  */
-export function createDispatchers(env: NodeJS.ProcessEnv = process.env): Dispatchers {
+export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: DispatcherOptions = {}): Dispatchers {
   const Agent = loadAgent();
-  const verify = new Agent({ ...COMMON, connect: { rejectUnauthorized: true } });
-  const noVerify = new Agent({ ...COMMON, connect: { rejectUnauthorized: false } });
+  const rules = opts.resolve ?? [];
+  const used = new Set<string>();
+  const connect = (rejectUnauthorized: boolean) => (rules.length ? resolvingConnect(rules, rejectUnauthorized, used, opts.debug) : { rejectUnauthorized });
+  const verify = new Agent({ ...COMMON, connect: connect(true) });
+  const noVerify = new Agent({ ...COMMON, connect: connect(false) });
+  if (rules.length) {
+    // For error messages: a failure to connect names the address --resolve sent it to.
+    const resolvedFor = (url: URL): string | undefined => {
+      const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+      const r = matchResolve(rules, url.hostname, port);
+      return r ? hostPort(r.address, r.addressPort ?? port) : undefined;
+    };
+    for (const a of [verify, noVerify]) Object.defineProperty(a, 'resolvedFor', { value: resolvedFor });
+  }
   const proxies = proxyEnv(env);
   if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
   const routers = [new ProxyRouter(proxies, verify, true), new ProxyRouter(proxies, noVerify, false)] as const;
@@ -42,13 +93,17 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env): Dispatc
   };
 }
 
-class ProxyRouter implements ProxyAware {
+class ProxyRouter implements ProxyAware, ResolveAware {
   private readonly viaProxy = new Map<string, Dispatcher>();
 
   constructor(private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean) {}
 
   proxyFor(url: URL): URL | undefined {
     return proxyFor(this.cfg, url);
+  }
+
+  resolvedFor(url: URL): string | undefined {
+    return this.proxyFor(url) ? undefined : resolvedOf(this.direct, url);
   }
 
   request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
@@ -90,6 +145,21 @@ function decode(s: string): string {
   }
 }
 
+function resolvedOf(d: Dispatcher, url: URL): string | undefined {
+  const rf = (d as unknown as Partial<ResolveAware>).resolvedFor;
+  return typeof rf === 'function' ? rf.call(d, url) : undefined;
+}
+
+/** A network failure on a --resolve'd connection says where the socket really went. */
+function withResolved(e: unknown, d: Dispatcher | undefined, url: URL): unknown {
+  const to = d && e instanceof FerryError && e.code === 'E_NETWORK' ? resolvedOf(d, url) : undefined;
+  if (!to || !(e instanceof FerryError)) return e;
+  return new FerryError(e.code, `${e.message} (connecting to ${to} by --resolve)`, {
+    ...(e.hint !== undefined ? { hint: e.hint } : {}), ...(e.status !== undefined ? { status: e.status } : {}),
+    ...(e.url !== undefined ? { url: e.url } : {}), registryCodes: e.registryCodes, cause: e.cause ?? e,
+  });
+}
+
 function proxyOf(d: Dispatcher, url: URL): URL | undefined {
   const pf = (d as unknown as Partial<ProxyAware>).proxyFor;
   return typeof pf === 'function' ? pf.call(d, url) : undefined;
@@ -127,8 +197,9 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
       const body = await materialize(current.body);
       let res: Dispatcher.ResponseData;
       let proxy: URL | undefined;
+      let dispatcher: Dispatcher | undefined;
       try {
-        const dispatcher = dispatcherFor(current);
+        dispatcher = dispatcherFor(current);
         proxy = proxyOf(dispatcher, current.url);
         res = await dispatcher.request({
           origin: current.url.origin,
@@ -140,7 +211,7 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         });
       } catch (e) {
         if (body instanceof Readable) body.destroy();
-        throw mapNetworkError(e, current.url, proxy);
+        throw withResolved(mapNetworkError(e, current.url, proxy), dispatcher, current.url);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
       if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {

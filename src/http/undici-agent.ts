@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import type { Agent, ProxyAgent } from 'undici';
+import type { Agent, ProxyAgent, buildConnector } from 'undici';
 
 const require = createRequire(import.meta.url);
 
@@ -65,4 +65,17 @@ export function loadProxyAgent(): typeof ProxyAgent {
     // moved or not exported: fall through
   }
   return (require('undici') as typeof import('undici')).ProxyAgent;
+}
+
+/** undici's connector factory (`buildConnector`), also without the index. Loaded only when
+ * `--resolve` is given: the agents otherwise build their own. */
+export function loadBuildConnector(): typeof buildConnector {
+  loadAgent();
+  try {
+    const Lean = require('undici/lib/core/connect.js') as typeof buildConnector;
+    if (typeof Lean === 'function') return Lean;
+  } catch {
+    // moved or not exported: fall through
+  }
+  return (require('undici') as typeof import('undici')).buildConnector;
 }

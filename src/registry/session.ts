@@ -9,6 +9,7 @@ import { compose } from '../http/compose.js';
 import { loggingMiddleware } from '../http/logging.js';
 import { retryMiddleware } from '../http/retry.js';
 import { schemeMiddleware } from '../http/scheme.js';
+import type { ResolveRule } from '../http/resolve.js';
 import { createDispatchers, createSend, type Dispatchers } from '../http/send.js';
 import type { DebugLog, HostSettings, Middleware, Send } from '../http/types.js';
 import { userAgentMiddleware } from '../http/user-agent.js';
@@ -44,6 +45,8 @@ export interface SessionOptions {
   /** Where the rate limits registries announce are kept and the low-budget warning is given
    * once per registry (one per CLI process; default: one per session). */
   rateLimits?: RateLimitLog;
+  /** --resolve: connections to HOST:PORT go to another address (direct connections only). */
+  resolve?: readonly ResolveRule[];
 }
 
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -61,7 +64,7 @@ const MAX_TOKEN_BODY = 64 * 1024;
  * the destination's credential only. Tokens are cached per client, never across credentials.
  */
 export class Session {
-  private readonly dispatchers: Dispatchers = createDispatchers();
+  private readonly dispatchers: Dispatchers;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly secrets = new Set<string>();
   /** One scheme choice per registry host, shared by that host's clients (one https probe). */
@@ -72,6 +75,7 @@ export class Session {
 
   constructor(readonly opts: SessionOptions) {
     this.rateLimits = opts.rateLimits ?? new RateLimitLog();
+    this.dispatchers = createDispatchers(process.env, { ...(opts.resolve ? { resolve: opts.resolve } : {}), ...(opts.debug ? { debug: opts.debug } : {}) });
     for (const b of opts.credentials ?? []) credentialSecrets(b.credential).forEach((s) => this.secrets.add(s));
   }
 

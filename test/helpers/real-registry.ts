@@ -11,9 +11,13 @@
  *   A port taken between probing and binding (EADDRINUSE) is retried.
  * - 'open': no auth, http (https if opts.tls).
  *   'htpasswd-tls': https with a harness CA; htpasswd with users.alice.
+ *   'htpasswd': the same over http (for a TLS front server, emulated-registry.ts).
+ *   `htpasswdUsers` replaces alice in both htpasswd modes.
  *   'token': auth.token trusting our token server (token-server.ts) with
  *   users alice (read-write) and bob (read-only); http unless opts.tls, in
  *   which case both registry and token server use https with the same CA.
+ *   With `tokenAuth` no token server is started: distribution trusts that
+ *   issuer and names that realm/service in its challenges (emulated-registry.ts).
  * - HTTPS modes expose `caFile` (for NODE_EXTRA_CA_CERTS) and `certDir` (a
  *   dir containing only ca.crt, for skopeo --src/--dest-cert-dir). `tlsNames`
  *   adds DNS names to the server certificate (another name for 127.0.0.1).
@@ -40,7 +44,7 @@ import { makeTempDir, onProcessExit, parentDeathCommand } from './binaries.js';
 import { makeServerTls, type TlsFiles } from './tls.js';
 import { DEFAULT_USERS, startTokenServer, TOKEN_ISSUER, TOKEN_SERVICE, type TokenServer } from './token-server.js';
 
-export type RegistryMode = 'open' | 'htpasswd-tls' | 'token';
+export type RegistryMode = 'open' | 'htpasswd' | 'htpasswd-tls' | 'token';
 
 export interface RealRegistry {
   host: string; // '127.0.0.1:PORT'
@@ -61,6 +65,18 @@ export interface StartRegistryOptions {
   tls?: boolean;
   /** Extra DNS names for the server certificate (e.g. a non-loopback alias of 127.0.0.1). */
   tlsNames?: string[];
+  /** htpasswd modes: these users (user → password) instead of alice. */
+  htpasswdUsers?: Record<string, string>;
+  /** token mode: trust this issuer and announce this realm instead of starting a token server. */
+  tokenAuth?: TokenAuthConfig;
+}
+
+/** What distribution's auth.token section needs. */
+export interface TokenAuthConfig {
+  realm: string;
+  service: string;
+  issuer: string;
+  rootCertBundle: string;
 }
 
 const STARTUP_TIMEOUT_MS = 15_000;
@@ -111,7 +127,7 @@ function probe(url: string, ca?: Buffer): Promise<number> {
 }
 
 function yamlConfig(o: {
-  port: number; storageDir: string; tls?: TlsFiles; htpasswd?: string; token?: TokenServer;
+  port: number; storageDir: string; tls?: TlsFiles; htpasswd?: string; token?: TokenAuthConfig;
 }): string {
   const q = (s: string): string => JSON.stringify(s); // JSON strings are valid YAML scalars
   const lines = [
@@ -162,17 +178,19 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
     await mkdir(storageDir, { recursive: true });
     let users: Record<string, string> = {};
     let htpasswd: string | undefined;
-    if (mode === 'htpasswd-tls') {
-      users = { alice: DEFAULT_USERS.alice! };
+    let tokenAuth: TokenAuthConfig | undefined = opts.tokenAuth;
+    if (mode === 'htpasswd-tls' || mode === 'htpasswd') {
+      users = { ...(opts.htpasswdUsers ?? { alice: DEFAULT_USERS.alice! }) };
       htpasswd = join(temp.path, 'htpasswd');
       const entries = await Promise.all(Object.entries(users).map(async ([u, p]) => `${u}:${await bcryptHash(p)}`));
       await writeFile(htpasswd, `${entries.join('\n')}\n`);
-    } else if (mode === 'token') {
+    } else if (mode === 'token' && !tokenAuth) {
       tokenServer = await startTokenServer({
         service: TOKEN_SERVICE, issuer: TOKEN_ISSUER,
         tls: tls ? { cert: tls.serverCert, key: tls.serverKey } : undefined,
       });
       users = tokenServer.users;
+      tokenAuth = tokenServer;
     }
     const ca = tls ? readFileSync(tls.caCert) : undefined;
 
@@ -180,7 +198,7 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
       const port = await freePort();
       const configFile = join(temp.path, 'config.yml');
       const logFile = join(temp.path, `registry-${attempt}.log`);
-      await writeFile(configFile, yamlConfig({ port, storageDir, tls, htpasswd, token: tokenServer }));
+      await writeFile(configFile, yamlConfig({ port, storageDir, tls, htpasswd, token: tokenAuth }));
       const env: NodeJS.ProcessEnv = {};
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_')) env[k] = v;
       const logFd = openSync(logFile, 'a');

@@ -2,7 +2,7 @@
  * Throwaway PKI for integration tests, made with the `openssl` CLI.
  *
  * Contracts:
- * - makeTestCa(dir): RSA-2048 self-signed CA (basicConstraints CA:TRUE,
+ * - makeTestCa(dir, name?, keyType?): RSA-2048 (or ECDSA P-256) self-signed CA (basicConstraints CA:TRUE,
  *   keyCertSign) written to <dir>/<name>.crt|.key, valid for 2 days.
  * - issueCert(ca, {name, usage}): RSA-2048 leaf signed by `ca`.
  *   usage 'server': SAN IP:127.0.0.1, IP:::1, DNS:localhost (+ DNS:<each of
@@ -14,6 +14,10 @@
  *   serverKey, dir, certDir }`; `certDir` holds only `ca.crt` (the layout
  *   skopeo's --*-cert-dir and containers/image expect). Without `dir` a temp
  *   dir is created and `remove()` deletes it (also removed on process exit).
+ * - REAL_REGISTRY_HOSTS: the public registry names the emulations (emulated-registry.ts) answer
+ *   for. realHostTls() = makeServerTls with all of them, made once per process (one CA file for
+ *   NODE_EXTRA_CA_CERTS). Such a name is only ever reached through ferry's --resolve to
+ *   127.0.0.1: nothing here touches the internet.
  * - pemToDerBase64(pem): standard base64 DER of the FIRST certificate in the
  *   PEM (what a JWT `x5c` entry holds).
  * Keys are unencrypted PKCS#8 PEM. Nothing is ever written outside `dir`.
@@ -88,15 +92,21 @@ function config(cn: string, dnsNames: readonly string[] = []): string {
   ].join('\n');
 }
 
+/** RSA-2048 (default) or ECDSA P-256 (cheaper handshakes: for servers that many short-lived
+ * clients connect to). */
+export type KeyType = 'rsa' | 'ec';
+
+const newKey = (t: KeyType): string[] => (t === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'] : ['-newkey', 'rsa:2048']);
+
 /** Create a self-signed CA in `dir` (created if needed). */
-export async function makeTestCa(dir: string, name = 'ca'): Promise<TestCa> {
+export async function makeTestCa(dir: string, name = 'ca', keyType: KeyType = 'rsa'): Promise<TestCa> {
   await mkdir(dir, { recursive: true });
   const cnf = join(dir, `${name}.cnf`);
   await writeFile(cnf, config(`ferry test CA ${randomBytes(4).toString('hex')}`));
   const caCert = join(dir, `${name}.crt`);
   const caKey = join(dir, `${name}.key`);
   await openssl(
-    ['req', '-x509', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caCert,
+    ['req', '-x509', '-new', ...newKey(keyType), '-nodes', '-keyout', caKey, '-out', caCert,
       '-days', '2', '-config', cnf, '-extensions', 'v3_ca'],
     dir,
   );
@@ -106,7 +116,7 @@ export async function makeTestCa(dir: string, name = 'ca'): Promise<TestCa> {
 /** Issue a leaf cert signed by `ca`, written next to the CA files. */
 export async function issueCert(
   ca: TestCa,
-  opts: { name: string; usage: 'server' | 'signing'; commonName?: string; dnsNames?: readonly string[] },
+  opts: { name: string; usage: 'server' | 'signing'; commonName?: string; dnsNames?: readonly string[]; keyType?: KeyType },
 ): Promise<IssuedCert> {
   const { dir } = ca;
   const cnf = join(dir, `${opts.name}.cnf`);
@@ -115,7 +125,7 @@ export async function issueCert(
   const key = join(dir, `${opts.name}.key`);
   const csr = join(dir, `${opts.name}.csr`);
   const cert = join(dir, `${opts.name}.crt`);
-  await openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-config', cnf], dir);
+  await openssl(['req', '-new', ...newKey(opts.keyType ?? 'rsa'), '-nodes', '-keyout', key, '-out', csr, '-config', cnf], dir);
   await openssl(
     ['x509', '-req', '-in', csr, '-CA', ca.caCert, '-CAkey', ca.caKey,
       '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2',
@@ -126,12 +136,12 @@ export async function issueCert(
 }
 
 /** CA + server certificate for 127.0.0.1 / ::1 / localhost. */
-export async function makeServerTls(dir?: string, dnsNames: readonly string[] = []): Promise<TlsFiles> {
+export async function makeServerTls(dir?: string, dnsNames: readonly string[] = [], keyType: KeyType = 'rsa'): Promise<TlsFiles> {
   const temp = dir ? undefined : makeTempDir('tls');
   const root = dir ?? temp!.path;
   try {
-    const ca = await makeTestCa(root);
-    const server = await issueCert(ca, { name: 'server', usage: 'server', dnsNames });
+    const ca = await makeTestCa(root, 'ca', keyType);
+    const server = await issueCert(ca, { name: 'server', usage: 'server', dnsNames, keyType });
     const certDir = join(root, 'cert-dir');
     await mkdir(certDir, { recursive: true });
     await copyFile(ca.caCert, join(certDir, 'ca.crt'));
@@ -160,4 +170,20 @@ export function pemToDerBase64(pem: string): string {
 /** Read a PEM file and return pemToDerBase64 of its first certificate. */
 export async function certFileToDerBase64(path: string): Promise<string> {
   return pemToDerBase64(await readFile(path, 'utf8'));
+}
+
+/** Real registry host names the test CA can issue for (reached only through --resolve). */
+export const REAL_REGISTRY_HOSTS = Object.freeze([
+  'registry-1.docker.io', 'auth.docker.io', 'ghcr.io', 'quay.io', '123456789012.dkr.ecr.us-east-1.amazonaws.com',
+  'myreg.azurecr.io', 'gcr.io', 'us-docker.pkg.dev', 'harbor.example.com', 'nvcr.io', 'us.icr.io',
+] as const);
+
+let shared: Promise<TlsFiles> | undefined;
+
+/** One CA + server certificate (ECDSA P-256: every ferry run is a new TLS client, and the front
+ * servers pay each handshake) for every REAL_REGISTRY_HOSTS name (and 127.0.0.1, localhost),
+ * made on first use and shared by the process; removed on exit. */
+export function realHostTls(): Promise<TlsFiles> {
+  shared ??= makeServerTls(undefined, REAL_REGISTRY_HOSTS, 'ec');
+  return shared;
 }

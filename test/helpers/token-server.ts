@@ -25,6 +25,11 @@
  *   attemptedUser — the name presented, even if rejected —, grantType, status,
  *   granted) — never passwords or refresh tokens.
  * - stop() closes the server and removes the temp dir it created.
+ * - createTokenIssuer(opts) is the same logic without a server (`handle(req, res)`, mounted by
+ *   emulated-registry.ts at a registry's real realm path). Options per emulation: users, policy,
+ *   pre-seeded and expired refresh tokens (an expired one is a 401), `realmPath`,
+ *   `omitExpiresIn` (GHCR), `rejectPost` (405, Harbor), `badCredentialsStatus` (400: IBM) and
+ *   `refreshTokenUser` (a Basic user whose password is a refresh token: ACR's null GUID).
  */
 import { createHash, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -67,23 +72,58 @@ export interface TokenRequestRecord {
   granted: AccessEntry[];
 }
 
-export interface TokenServer {
-  url: string; // http(s)://127.0.0.1:PORT
-  realm: string; // `${url}/token`
+/** Allowed actions for `user` (undefined = anonymous) on a resource of `type` named `name`. */
+export type TokenPolicy = (user: string | undefined, type: string, name: string) => string[];
+
+/** The token logic without a server: mount `handle` at `realmPath` in any HTTP(S) server. */
+export interface TokenIssuer {
+  realmPath: string;
   service: string;
   issuer: string;
   rootCertBundle: string; // PEM path for the registry's auth.token.rootcertbundle
   users: Record<string, string>;
+  /** Issued and pre-seeded refresh tokens → user (mutable). */
+  refreshTokens: Map<string, string>;
   requests: TokenRequestRecord[];
   /** Token lifetime in seconds for subsequently issued tokens (mutable). */
   expiresIn: number;
+  /** Answers one request (any path: the caller routes `realmPath` here). */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Removes the signing CA's temp dir. */
+  remove(): void;
+}
+
+export interface TokenServer extends TokenIssuer {
+  url: string; // http(s)://127.0.0.1:PORT
+  realm: string; // `${url}${realmPath}`
   stop(): Promise<void>;
 }
 
-export interface TokenServerOptions {
+export interface TokenIssuerOptions {
   service?: string;
   issuer?: string;
   expiresIn?: number;
+  /** user → password (default DEFAULT_USERS). */
+  users?: Record<string, string>;
+  /** Who may do what (default `allowedActions`). */
+  policy?: TokenPolicy;
+  /** Pre-seeded refresh tokens (token → user), as a registry's login would have issued. */
+  refreshTokens?: Record<string, string>;
+  /** Refresh tokens that have expired: using one is a 401 (ACR). */
+  expiredRefreshTokens?: readonly string[];
+  /** Path of the realm (default `/token`). */
+  realmPath?: string;
+  /** Leave `expires_in` out of token responses (GHCR). */
+  omitExpiresIn?: boolean;
+  /** Answer POST with 405 (Harbor: GET-only token endpoint). Default false. */
+  rejectPost?: boolean;
+  /** Status for bad credentials (default 401; IBM Cloud Registry answers 400). */
+  badCredentialsStatus?: number;
+  /** A Basic user whose password is a refresh token (ACR's null GUID). */
+  refreshTokenUser?: string;
+}
+
+export interface TokenServerOptions extends TokenIssuerOptions {
   /** Serve over https with this cert/key (e.g. the registry's TLS files). */
   tls?: { cert: string; key: string };
 }
@@ -91,7 +131,7 @@ export interface TokenServerOptions {
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 
 /** Allowed actions for `user` (undefined = anonymous) on a resource. */
-export function allowedActions(user: string | undefined, type: string, name: string): string[] {
+export const allowedActions: TokenPolicy = (user, type, name) => {
   if (type === 'repository') {
     if (user === 'alice') return ['pull', 'push', 'delete', '*'];
     if (user === 'bob') return ['pull'];
@@ -100,7 +140,7 @@ export function allowedActions(user: string | undefined, type: string, name: str
   }
   if (type === 'registry' && name === 'catalog' && user === 'alice') return ['*'];
   return [];
-}
+};
 
 /** Parse `type:name:actions` (name may itself contain ':'). */
 export function parseScope(scope: string): AccessEntry | undefined {
@@ -112,22 +152,23 @@ export function parseScope(scope: string): AccessEntry | undefined {
   return { type, name: scope.slice(first + 1, last), actions };
 }
 
-export async function startTokenServer(opts: TokenServerOptions = {}): Promise<TokenServer> {
+export async function createTokenIssuer(opts: TokenIssuerOptions = {}): Promise<TokenIssuer> {
   const temp = makeTempDir('token');
   try {
     const ca = await makeTestCa(temp.path, 'token-ca');
     const signer = await issueCert(ca, { name: 'token-signer', usage: 'signing' });
     const key: KeyObject = createPrivateKey(await readFile(signer.key));
     const x5c = [await certFileToDerBase64(signer.cert)];
-    const tlsOpts = opts.tls
-      ? { cert: await readFile(opts.tls.cert), key: await readFile(opts.tls.key) }
-      : undefined;
 
-    const users: Record<string, string> = { ...DEFAULT_USERS };
-    const refreshTokens = new Map<string, string>(); // refresh token → user
+    const users: Record<string, string> = { ...(opts.users ?? DEFAULT_USERS) };
+    const policy = opts.policy ?? allowedActions;
+    const refreshTokens = new Map<string, string>(Object.entries(opts.refreshTokens ?? {})); // refresh token → user
+    const expired = new Set(opts.expiredRefreshTokens ?? []);
     const requests: TokenRequestRecord[] = [];
     const service = opts.service ?? TOKEN_SERVICE;
     const issuer = opts.issuer ?? TOKEN_ISSUER;
+    const realmPath = opts.realmPath ?? '/token';
+    const badStatus = opts.badCredentialsStatus ?? 401;
 
     const mint = (user: string | undefined, access: AccessEntry[], expiresIn: number): string => {
       const now = Math.floor(Date.now() / 1000);
@@ -154,15 +195,20 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
-      const deny = (message: string): void => {
-        res.setHeader('www-authenticate', `Basic realm="${issuer}"`);
-        reply(401, { errors: [{ code: 'UNAUTHORIZED', message }] });
+      const deny = (message: string, status = 401): void => {
+        if (status === 401) res.setHeader('www-authenticate', `Basic realm="${issuer}"`);
+        reply(status, { errors: [{ code: status === 401 ? 'UNAUTHORIZED' : 'BAD_REQUEST', message }] });
       };
-      if (u.pathname !== '/token') return reply(404, { errors: [{ code: 'NOT_FOUND', message: 'not found' }] });
+      const refreshUser = (token: string): string | undefined => (expired.has(token) ? undefined : refreshTokens.get(token));
+      if (u.pathname !== realmPath) return reply(404, { errors: [{ code: 'NOT_FOUND', message: 'not found' }] });
 
       let params: URLSearchParams = u.searchParams;
       let user: string | undefined;
       let wantRefresh = false;
+      if (req.method === 'POST' && opts.rejectPost) {
+        req.resume();
+        return reply(405, { errors: [{ code: 'METHOD_NOT_ALLOWED', message: 'method not allowed' }] });
+      }
       if (req.method === 'POST') {
         const chunks: Buffer[] = [];
         for await (const c of req) chunks.push(c as Buffer);
@@ -171,10 +217,10 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
         if (rec.grantType === 'password') {
           const name = params.get('username') ?? '';
           rec.attemptedUser = name;
-          if (users[name] === undefined || users[name] !== params.get('password')) return deny('invalid username or password');
+          if (users[name] === undefined || users[name] !== params.get('password')) return deny('invalid username or password', badStatus);
           user = name;
         } else if (rec.grantType === 'refresh_token') {
-          user = refreshTokens.get(params.get('refresh_token') ?? '');
+          user = refreshUser(params.get('refresh_token') ?? '');
           if (user === undefined) return deny('invalid refresh token');
         } else {
           return reply(400, { errors: [{ code: 'UNSUPPORTED', message: `unsupported grant_type ${rec.grantType}` }] });
@@ -187,11 +233,15 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
           const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
           const colon = decoded.indexOf(':');
           const name = decoded.slice(0, Math.max(colon, 0));
+          const secret = decoded.slice(colon + 1);
           rec.attemptedUser = name;
-          if (colon < 0 || users[name] === undefined || users[name] !== decoded.slice(colon + 1)) {
-            return deny('invalid username or password');
+          if (colon >= 0 && opts.refreshTokenUser !== undefined && name === opts.refreshTokenUser) {
+            user = refreshUser(secret);
+            if (user === undefined) return deny('invalid refresh token');
+          } else {
+            if (colon < 0 || users[name] === undefined || users[name] !== secret) return deny('invalid username or password', badStatus);
+            user = name;
           }
-          user = name;
         }
         wantRefresh = user !== undefined && params.get('offline_token') === 'true';
       } else {
@@ -206,15 +256,15 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
       for (const scope of rec.scopes) {
         const want = parseScope(scope);
         if (!want) continue;
-        const allowed = allowedActions(user, want.type, want.name);
+        const allowed = policy(user, want.type, want.name);
         const actions = [...new Set(want.actions.filter((a) => allowed.includes(a)))];
         if (actions.length > 0) rec.granted.push({ type: want.type, name: want.name, actions });
       }
-      const expiresIn = server.expiresIn;
+      const expiresIn = self.expiresIn;
       const token = mint(user, rec.granted, expiresIn);
-      const body: Record<string, unknown> = {
-        token, access_token: token, expires_in: expiresIn, issued_at: new Date().toISOString(),
-      };
+      const body: Record<string, unknown> = { token, access_token: token };
+      if (!opts.omitExpiresIn) body.expires_in = expiresIn;
+      body.issued_at = new Date().toISOString();
       if (wantRefresh && user !== undefined) {
         const refresh = createHash('sha256').update(randomBytes(32)).digest('hex');
         refreshTokens.set(refresh, user);
@@ -224,12 +274,31 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
       reply(200, body);
     };
 
-    const listener = (req: IncomingMessage, res: ServerResponse): void => {
-      handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(String(err));
-      });
+    const self: TokenIssuer = {
+      realmPath, service, issuer, rootCertBundle: ca.caCert, users, refreshTokens, requests,
+      expiresIn: opts.expiresIn ?? 300,
+      handle(req, res) {
+        handle(req, res).catch((err: unknown) => {
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(String(err));
+        });
+      },
+      remove: () => temp.remove(),
     };
+    return self;
+  } catch (err) {
+    temp.remove();
+    throw err;
+  }
+}
+
+export async function startTokenServer(opts: TokenServerOptions = {}): Promise<TokenServer> {
+  const issuer = await createTokenIssuer(opts);
+  try {
+    const tlsOpts = opts.tls
+      ? { cert: await readFile(opts.tls.cert), key: await readFile(opts.tls.key) }
+      : undefined;
+    const listener = (req: IncomingMessage, res: ServerResponse): void => issuer.handle(req, res);
     const http = tlsOpts ? createHttpsServer(tlsOpts, listener) : createHttpServer(listener);
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
@@ -238,9 +307,10 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
     const port = (http.address() as AddressInfo).port;
     const url = `${tlsOpts ? 'https' : 'http'}://127.0.0.1:${port}`;
     let stopped = false;
-    const server: TokenServer = {
-      url, realm: `${url}/token`, service, issuer, rootCertBundle: ca.caCert, users, requests,
-      expiresIn: opts.expiresIn ?? 300,
+    // The issuer's fields stay live (expiresIn is read at each request), so the server is the
+    // issuer object itself with the address added.
+    return Object.assign(issuer, {
+      url, realm: `${url}${issuer.realmPath}`,
       async stop() {
         if (stopped) return;
         stopped = true;
@@ -248,12 +318,11 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
           http.close(() => resolve());
           http.closeAllConnections();
         });
-        temp.remove();
+        issuer.remove();
       },
-    };
-    return server;
+    });
   } catch (err) {
-    temp.remove();
+    issuer.remove();
     throw err;
   }
 }
