@@ -89,7 +89,10 @@ export function authMiddleware(o: AuthOptions): Middleware {
     if (first !== undefined && !changed && error !== 'insufficient_scope' && error !== 'invalid_token') return res;
     challenge = c;
     o.observe?.({ kind: 'challenge', challenge: c, url: req.url.toString() });
-    const wanted = mergeScopes([...challengeScopes(c), ...scopes]);
+    // The challenge's scope counts for requests about a resource, or when the registry says the
+    // token lacked it; a scope-less request (the `/v2/` ping of login) asks for none: GHCR's
+    // `/v2/` challenge names a placeholder `repository:user/image:pull` nobody means.
+    const wanted = scopes.length > 0 || error === 'insufficient_scope' ? mergeScopes([...challengeScopes(c), ...scopes]) : [];
     const second = await authorization(req, wanted, true);
     if (second === undefined || second === first) return res;
     await res.dump();

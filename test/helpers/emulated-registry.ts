@@ -324,7 +324,9 @@ export async function startEmulatedRegistry(profile: EmulatedProfile, opts: Emul
   const def = profileDef(profile);
   const tls = await realHostTls();
   const realmHost = def.realmHost ?? def.host;
-  const tokens = def.token ? await createTokenIssuer({ ...def.token, users: def.users, policy: def.policy }) : undefined;
+  // Only ACR hands out refresh tokens (its identity tokens); the others answer docker login's
+  // offline_token=true with an access token alone, so docker (and ferry) keep the password.
+  const tokens = def.token ? await createTokenIssuer({ issueRefreshTokens: profile === 'acr', ...def.token, users: def.users, policy: def.policy }) : undefined;
   let backend: RealRegistry | undefined;
   try {
     backend = def.ecr

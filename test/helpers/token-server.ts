@@ -121,6 +121,9 @@ export interface TokenIssuerOptions {
   badCredentialsStatus?: number;
   /** A Basic user whose password is a refresh token (ACR's null GUID). */
   refreshTokenUser?: string;
+  /** false: never issue refresh tokens, whatever `offline_token` / `access_type` ask (GHCR, Hub,
+   * Quay, Harbor, … — docker login stores their passwords). Default true. */
+  issueRefreshTokens?: boolean;
 }
 
 export interface TokenServerOptions extends TokenIssuerOptions {
@@ -225,7 +228,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions = {}): Promise<
         } else {
           return reply(400, { errors: [{ code: 'UNSUPPORTED', message: `unsupported grant_type ${rec.grantType}` }] });
         }
-        wantRefresh = params.get('access_type') === 'offline' || rec.grantType === 'refresh_token';
+        wantRefresh = (params.get('access_type') === 'offline' || rec.grantType === 'refresh_token') && opts.issueRefreshTokens !== false;
       } else if (req.method === 'GET') {
         const auth = req.headers.authorization;
         if (auth !== undefined) {
@@ -243,7 +246,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions = {}): Promise<
             user = name;
           }
         }
-        wantRefresh = user !== undefined && params.get('offline_token') === 'true';
+        wantRefresh = user !== undefined && params.get('offline_token') === 'true' && opts.issueRefreshTokens !== false;
       } else {
         return reply(405, { errors: [{ code: 'UNSUPPORTED', message: 'method not allowed' }] });
       }

@@ -10,8 +10,12 @@
  * Anonymous cells (registries with public pulls) pull a repository seeded with the registry's own
  * credentials, and their push must fail with exit 3.
  *
- * CREDENTIAL_SOURCES is a table of functions `(emulation, dir) => { env, files }`: more sources
- * (cloud CLI only, OS keychain) are rows added there. `entryFor` picks which of a registry's
+ * CREDENTIAL_SOURCES is a table of functions `(emulation, dir) => { env, files, args?, check? }`:
+ * docker config auths, credHelpers, credsStore, podman auth.json, the cloud's own CLI only (aws,
+ * az, gcloud — fakes that print what the real ones print — on a PATH with nothing else), the
+ * cloud's credential helper only (found on PATH, not configured), the OS keychain (a real
+ * gnome-keyring, filled by `ferry login --keychain` against the emulation, read with
+ * `--keychain`), and anonymous where the registry has public pulls. `entryFor` picks which of a registry's
  * credentials a source holds (ACR and GCR/Artifact Registry have several kinds; each source gets
  * a different one, so all of them are exercised).
  */
@@ -21,14 +25,17 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
 import {
-  ACR_NULL_GUID, ACR_REFRESH_TOKEN, EMULATED_PROFILES, hasPublicPulls, startEmulatedRegistry, type EmulatedProfile, type EmulatedRegistry,
+  ACR_NULL_GUID, ACR_REFRESH_TOKEN, ECR_PASSWORD, GCP_ACCESS_TOKEN, EMULATED_PROFILES, hasPublicPulls, startEmulatedRegistry, type EmulatedProfile, type EmulatedRegistry,
 } from '../helpers/emulated-registry.js';
 import { installFakeHelper } from '../helpers/fake-cred-helper.js';
+import { writeFakeCloudClis, type FakeCloudCli } from '../helpers/fake-cloud-clis.js';
+import { startSecretService, type SecretService } from '../helpers/secret-service.js';
 import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
 import { runCli, type CliResult } from '../helpers/run-cli.js';
 import { expectFailure, ferryImage, ferryJson, layoutEntry, readBlob, sha256Of } from './support.js';
 
-export const HAS_BINARIES = requireBinary('docker-registry') && requireBinary('openssl') && requireBinary('perl');
+export const HAS_BINARIES = requireBinary('docker-registry') && requireBinary('openssl') && requireBinary('perl')
+  && ['dbus-daemon', 'dbus-send', 'gnome-keyring-daemon', 'secret-tool'].every((b) => requireBinary(b));
 
 /** A credential as a source stores it: Basic, or an identity token (with the user it came with). */
 export interface Entry {
@@ -41,14 +48,55 @@ export interface SourceFiles {
   env: Record<string, string>;
   /** Absolute path → content, written before ferry runs. */
   files: Record<string, string>;
+  /** Global flags every ferry run of the cell gets (`--keychain`). */
+  args?: string[];
+  /** Run before the cell's commands (e.g. `ferry login --keychain`). */
+  prepare?: (s: MatrixState, env: Record<string, string>) => Promise<void>;
+  /** Asserted after the cell's commands (e.g. how often a cloud CLI ran). */
+  check?: () => void;
 }
 
 export interface CredentialSource {
   name: string;
   /** No credentials: only for registries with public pulls (EmulatedRegistry.publicRepo). */
   anonymous?: boolean;
+  /** Only for these registries (the cloud sources). */
+  only?: readonly EmulatedProfile[];
   setup(em: EmulatedRegistry, dir: string): SourceFiles;
 }
+
+/** Cells per source: a push, inspect, tags, pull and copy — five ferry processes. */
+const FERRY_RUNS_PER_CELL = 5;
+
+const CLOUD_CLI: Partial<Record<EmulatedProfile, FakeCloudCli>> = { ecr: 'aws', acr: 'az', gcr: 'gcloud', 'artifact-registry': 'gcloud' };
+const CLOUD_HELPER: Partial<Record<EmulatedProfile, FakeCloudCli>> = { ecr: 'docker-credential-ecr-login', acr: 'docker-credential-acr-env', gcr: 'docker-credential-gcloud', 'artifact-registry': 'docker-credential-gcloud' };
+const CLOUD_TOKENS = { aws: ECR_PASSWORD, az: ACR_REFRESH_TOKEN, gcloud: GCP_ACCESS_TOKEN, 'docker-credential-ecr-login': ECR_PASSWORD, 'docker-credential-acr-env': ACR_REFRESH_TOKEN, 'docker-credential-gcloud': GCP_ACCESS_TOKEN };
+
+/**
+ * Only the cloud's CLI (or helper) on PATH, no config at all: ferry's cloud step must find the
+ * credentials, and run the program exactly once per ferry process (a copy within one registry
+ * included).
+ */
+function cloudSource(table: Partial<Record<EmulatedProfile, FakeCloudCli>>) {
+  return (em: EmulatedRegistry, dir: string): SourceFiles => {
+    const cli = table[em.profile]!;
+    const fake = writeFakeCloudClis(join(dir, 'bin'), { clis: [cli], tokens: CLOUD_TOKENS });
+    return {
+      env: { PATH: fake.path() }, files: {},
+      check: () => expect(fake.count(cli), `${cli} runs`).toBe(FERRY_RUNS_PER_CELL),
+    };
+  };
+}
+
+let secretService: Promise<SecretService> | undefined;
+/** One real Secret Service (gnome-keyring on its own D-Bus session) per test file, on demand. */
+function keychainService(): Promise<SecretService> {
+  secretService ??= startSecretService();
+  return secretService;
+}
+afterAll(async () => {
+  if (secretService) await (await secretService).stop();
+});
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -111,6 +159,22 @@ export const CREDENTIAL_SOURCES: CredentialSource[] = [
       return { env: { XDG_RUNTIME_DIR: join(dir, 'xdg') }, files: { [join(dir, 'xdg', 'containers', 'auth.json')]: doc } };
     },
   },
+  { name: 'cloud-cli', only: ['ecr', 'acr', 'gcr', 'artifact-registry'], setup: cloudSource(CLOUD_CLI) },
+  { name: 'cloud-helper', only: ['ecr', 'acr', 'gcr', 'artifact-registry'], setup: cloudSource(CLOUD_HELPER) },
+  {
+    name: 'keychain',
+    setup: (em, dir) => ({
+      env: { DOCKER_CONFIG: join(dir, 'docker') }, files: {}, args: ['--keychain'],
+      prepare: async (s, env) => {
+        const ss = await keychainService();
+        Object.assign(env, ss.env, { DOCKER_CONFIG: join(dir, 'docker') });
+        const e = entryFor(em, 'keychain');
+        const r = await s.ferry(em, ['login', '--keychain', '-u', e.username, '--password-stdin', em.registry], env, e.password ?? '');
+        expect(r.code, `ferry login --keychain ${em.registry}: ${r.stderr}`).toBe(0);
+        expect(r.stderr).toContain('stored in OS keychain (@napi-rs/keyring)');
+      },
+    }),
+  },
   { name: 'anonymous', anonymous: true, setup: () => ({ env: {}, files: {} }) },
 ];
 
@@ -120,10 +184,12 @@ export interface MatrixState {
   image: OciLayoutResult;
   imageDir: string;
   work: TempDir;
-  /** Runs ferry against `em` with `--resolve` and the CA (plus `extra` env). */
-  ferry(em: EmulatedRegistry, args: string[], extra?: Record<string, string>): Promise<CliResult>;
+  /** Runs ferry against `em` with `--resolve` and the CA (plus `extra` env, and `stdin`). */
+  ferry(em: EmulatedRegistry, args: string[], extra?: Record<string, string>, stdin?: string): Promise<CliResult>;
   /** env for `em` from a source, its files written under a fresh dir. */
   sourceEnv(em: EmulatedRegistry, source: CredentialSource): Record<string, string>;
+  /** The same, with the source's extra flags, preparation and final check. */
+  source(em: EmulatedRegistry, source: CredentialSource): { env: Record<string, string>; args: string[]; prepare: () => Promise<void>; check: () => void };
   /** A fresh dir under the work dir. */
   dir(name: string): string;
 }
@@ -141,16 +207,20 @@ export function useEmulations(profiles: readonly EmulatedProfile[]): MatrixState
       mkdirSync(d, { recursive: true });
       return d;
     },
-    ferry(em: EmulatedRegistry, args: string[], extra: Record<string, string> = {}) {
-      return runCli([...em.resolveArgs, ...args], { env: { ...em.env, ...extra } });
+    ferry(em: EmulatedRegistry, args: string[], extra: Record<string, string> = {}, stdin?: string) {
+      return runCli([...em.resolveArgs, ...args], { env: { ...em.env, ...extra }, ...(stdin !== undefined ? { stdin } : {}) });
     },
     sourceEnv(em: EmulatedRegistry, source: CredentialSource) {
-      const { env, files } = source.setup(em, state.dir(`${em.profile}-${source.name}`));
-      for (const [path, content] of Object.entries(files)) {
+      return state.source(em, source).env;
+    },
+    source(em: EmulatedRegistry, source: CredentialSource) {
+      const f = source.setup(em, state.dir(`${em.profile}-${source.name}`));
+      for (const [path, content] of Object.entries(f.files)) {
         mkdirSync(dirname(path), { recursive: true });
         writeFileSync(path, content, { mode: 0o600 });
       }
-      return env;
+      const env = f.env;
+      return { env, args: f.args ?? [], prepare: async () => f.prepare?.(state, env), check: () => f.check?.() };
     },
   } as MatrixState;
   beforeAll(async () => {
@@ -174,19 +244,19 @@ interface TagsDoc { tags: string[] }
 interface DigestDoc { digest: string }
 
 /** Pushes the test image to `ref` with `env`; asserts the digest. */
-export async function pushImage(s: MatrixState, em: EmulatedRegistry, ref: string, env: Record<string, string>): Promise<void> {
-  const doc = await ferryImage([...em.resolveArgs, 'push', '-q', `oci:${s.imageDir}:v1`, ref], { env: { ...em.env, ...env } });
+export async function pushImage(s: MatrixState, em: EmulatedRegistry, ref: string, env: Record<string, string>, args: string[] = []): Promise<void> {
+  const doc = await ferryImage([...em.resolveArgs, ...args, 'push', '-q', `oci:${s.imageDir}:v1`, ref], { env: { ...em.env, ...env } });
   expect(doc.digest).toBe(s.image.digest);
 }
 
 /** inspect, tags, pull (manifest digest and a layer's bytes) of `repo:v1`, as `env` allows. */
-export async function readBack(s: MatrixState, em: EmulatedRegistry, repo: string, env: Record<string, string>): Promise<void> {
+export async function readBack(s: MatrixState, em: EmulatedRegistry, repo: string, env: Record<string, string>, args: string[] = []): Promise<void> {
   const e = { env: { ...em.env, ...env } };
   const out = s.dir('pull');
   const [insp, tags, pull] = await Promise.all([
-    ferryJson<DigestDoc>([...em.resolveArgs, 'inspect', `${repo}:v1`], e),
-    ferryJson<TagsDoc>([...em.resolveArgs, 'tags', repo], e),
-    ferryImage([...em.resolveArgs, 'pull', '-q', `${repo}:v1`, `oci:${out}:v1`], e),
+    ferryJson<DigestDoc>([...em.resolveArgs, ...args, 'inspect', `${repo}:v1`], e),
+    ferryJson<TagsDoc>([...em.resolveArgs, ...args, 'tags', repo], e),
+    ferryImage([...em.resolveArgs, ...args, 'pull', '-q', `${repo}:v1`, `oci:${out}:v1`], e),
   ]);
   expect(insp.digest).toBe(s.image.digest);
   expect(tags.tags).toContain('v1');
@@ -205,9 +275,11 @@ export function matrixCells(s: MatrixState, profile: EmulatedProfile, sources: r
     beforeAll(async () => seedPublic(s, s.ems.get(profile)!));
     for (const source of sources) {
       if (source.anonymous && !hasPublicPulls(profile)) continue; // no public pulls there
+      if (source.only && !source.only.includes(profile)) continue;
       it(`${source.name}: ${source.anonymous ? 'inspect, tags, pull; push refused' : 'push, inspect, tags, pull, copy'}`, async () => {
         const em = s.ems.get(profile)!;
-        const env = s.sourceEnv(em, source);
+        const { env, args, prepare, check } = s.source(em, source);
+        await prepare();
         if (source.anonymous) {
           const repo = `${em.registry}/${em.publicRepo!}`;
           await readBack(s, em, repo, env);
@@ -216,13 +288,14 @@ export function matrixCells(s: MatrixState, profile: EmulatedProfile, sources: r
           return;
         }
         const repo = `${em.registry}/${em.namespace}/${source.name.toLowerCase()}`;
-        await pushImage(s, em, `${repo}:v1`, env);
+        await pushImage(s, em, `${repo}:v1`, env, args);
         const [, copy] = await Promise.all([
-          readBack(s, em, repo, env),
-          ferryImage([...em.resolveArgs, 'copy', '-q', `${repo}:v1`, `${repo}-copy:v1`], { env: { ...em.env, ...env } }),
+          readBack(s, em, repo, env, args),
+          ferryImage([...em.resolveArgs, ...args, 'copy', '-q', `${repo}:v1`, `${repo}-copy:v1`], { env: { ...em.env, ...env } }),
         ]);
         expect(copy.digest).toBe(s.image.digest);
         expect(copy.destination).toBe(`${repo}-copy:v1`);
+        check();
       });
     }
   });

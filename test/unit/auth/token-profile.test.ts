@@ -90,6 +90,24 @@ describe('auth middleware asks the profiles table', () => {
   });
 });
 
+describe('scopes of a challenge', () => {
+  const run = async (reqScopes: string[], challenge: string) => {
+    const f = fake(ok);
+    const mw = authMiddleware({ apiHost: 'ghcr.io', credential: async () => basic, tokenTransport: f.transport, cache: new TokenCache(), allowHttpRealm: false });
+    let n = 0;
+    const send = mw(async (req) => wrapResponse(req.url, ++n === 1 ? 401 : 200, n === 1 ? { 'www-authenticate': challenge } : {}, Readable.from([])));
+    await send({ method: 'GET', url: new URL('https://ghcr.io/v2/'), headers: {}, scopes: reqScopes });
+    return new URL(f.reqs[0]!.url).searchParams.getAll('scope');
+  };
+  it('a scope-less request (the /v2/ ping) does not ask for the placeholder scope GHCR puts on /v2/', async () => {
+    expect(await run([], 'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:user/image:pull"')).toEqual([]);
+  });
+  it('a request about a repository takes the challenge\'s scope too, and insufficient_scope always', async () => {
+    expect(await run(['repository:o/a:pull'], 'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/b:pull"')).toEqual(['repository:o/b:pull', 'repository:o/a:pull']);
+    expect(await run([], 'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="registry:catalog:*",error="insufficient_scope"')).toEqual(['registry:catalog:*']);
+  });
+});
+
 describe('grantedScopes (auth explain)', () => {
   const jwt = (claims: unknown): string => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
   it.each([
