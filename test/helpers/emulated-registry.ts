@@ -194,7 +194,9 @@ function profileDef(name: EmulatedProfile): Profile {
         host: 'registry-1.docker.io', registry: 'docker.io', realmHost: 'auth.docker.io',
         token: { realmPath: '/token', service: 'registry.docker.io', issuer: 'auth.docker.io' },
         users: { [login.username]: login.password }, login, logins: { pat: login },
-        policy: (u, type, n) => type !== 'repository' ? [] : u === DOCKERHUB_USER && under(n, 'library', DOCKERHUB_USER) ? ALL : u === undefined && under(n, 'library') ? ['pull'] : [],
+        // ratelimitpreview/test is Docker's probe image for the pull budget (public); the test user
+        // may seed it here.
+        policy: (u, type, n) => type !== 'repository' ? [] : u === DOCKERHUB_USER && under(n, 'library', DOCKERHUB_USER, 'ratelimitpreview') ? ALL : u === undefined && under(n, 'library', 'ratelimitpreview') ? ['pull'] : [],
         namespace: DOCKERHUB_USER, publicRepo: 'library/ferry-public', rateLimited: true,
       };
     }
