@@ -25,7 +25,8 @@
  * logout removes the credentials for one registry from every place ferry reads: the docker
  * config's helper (`erase`) and `auths` (the key and its URL forms), podman auth files (the given
  * `authfile`, else REGISTRY_AUTH_FILE / XDG_RUNTIME_DIR / ~/.config ones), and the OS keychain
- * (tried only with `keychain`, so plain logout never loads a native module). `all` removes every
+ * (with `keychain` an unreachable keychain is an error; without, a missing module or Secret
+ * Service is skipped quietly, and on Linux without a session bus nothing is loaded). `all` removes every
  * entry from those places (for helpers: every key in the config plus the credsStore's `list`).
  * A helper that fails (missing, erroring) is a warning and the rest is still removed, as docker
  * logout does; a broken config file or keychain is an error.
@@ -223,11 +224,20 @@ export async function logout(a: LogoutArgs, ctx: OpContext): Promise<LogoutResul
     for (const k of gone) removed.push(`${f}: ${k}`);
   }
 
-  // OS keychain
-  if (a.keychain) {
-    const kc = await OsKeychain.open({ env });
-    const keys = registry ? [dockerAuthKey(registry)] : await kc.accounts();
-    for (const k of keys) if (await kc.deleteKey(k)) removed.push(`OS keychain: ${k}`);
+  // OS keychain: looked at too, since logout removes the credentials wherever they are. With
+  // --keychain a keychain that cannot be reached is an error; without it, no keychain module or
+  // Secret Service means nothing can be stored there (skipped quietly) and other trouble (a
+  // locked keyring) is a warning. On Linux without a session bus nothing is even loaded.
+  const noBus = (process.platform === 'linux' || process.platform === 'freebsd') && !env['DBUS_SESSION_BUS_ADDRESS'];
+  if (a.keychain || !noBus) {
+    try {
+      const kc = await OsKeychain.open({ env });
+      const keys = registry ? [dockerAuthKey(registry)] : await kc.accounts();
+      for (const k of keys) if (await kc.deleteKey(k)) removed.push(`OS keychain: ${k}`);
+    } catch (e) {
+      if (a.keychain || !isFerryError(e)) throw e;
+      if (e.code !== 'E_UNSUPPORTED') warn(`could not look in the OS keychain: ${e.message}`);
+    }
   }
   return { removed };
 }

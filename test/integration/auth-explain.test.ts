@@ -82,6 +82,13 @@ describe.skipIf(!has)('auth explain against a real token-auth registry', () => {
     expect(e.push).toMatchObject({ allowed: true, status: 202, scopesAsked: ['repository:team/app:pull,push'] });
     expect(e.push.scopesGranted).toEqual(['repository:team/app:pull,push']);
     expect(uploadTrace(reg, 'team/app')).toEqual({ opened: 1, cancelled: 1, written: false });
+    // --debug logs every request and token exchange, redacted: still no secret, no token
+    const d = await runCli(['auth', 'explain', '--debug', `${reg.host}/team/app:1.0`], { env: { DOCKER_CONFIG: dir } });
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(/token: requesting repository:team\/app:pull,push/);
+    expect(d.stdout + d.stderr).not.toContain(pw);
+    expect(d.stdout + d.stderr).not.toContain(b64(`alice:${pw}`));
+    expect(d.stdout + d.stderr).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}/); // no JWT
   });
 
   it('read-only user: pull allowed, push not — granted only pull, said in text', async () => {

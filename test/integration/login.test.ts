@@ -296,8 +296,19 @@ describe.skipIf(!HAVE_SS)('login --keychain (real gnome-keyring)', () => {
       const both = await runCli(['tags', '--keychain', `${reg.host}/nothing/here`], { env: e });
       expect(both.code, both.stderr).toBe(4);
     } finally {
-      await runCli(['logout', '--keychain', reg.host], { env: e });
+      // plain logout (no --keychain) removes the keychain item too: "wherever they are"
+      const out = await runCli(['logout', reg.host], { env: e });
+      expect(out.stderr).toContain(`Removed OS keychain: ${reg.host}`);
+      expect(out.code).toBe(0);
     }
+    const after = await runCli(['tags', '--keychain', `${reg.host}/nothing/here`], { env: e });
+    expect(after.code).toBe(3);
+  });
+
+  it('--keychain on a pull-side command without a session bus: exit 7 naming what is missing', async () => {
+    const r = await runCli(['tags', '--keychain', `${reg.host}/nothing/here`], { env: { NODE_EXTRA_CA_CERTS: reg.caFile!, DOCKER_CONFIG: dockerDir() } });
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain('--keychain: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset)');
   });
 
   it('without a session bus: exit 7 naming DBUS_SESSION_BUS_ADDRESS, before the registry is asked', async () => {
@@ -324,7 +335,7 @@ export async function resolve(s, c, next) { appendFileSync(${JSON.stringify(trac
     return readFileSync(trace, 'utf8').split('\n').filter(Boolean);
   }
 
-  it('not by --version nor by logout without --keychain; by logout --keychain', async () => {
+  it('not by --version, nor by plain logout where no session bus exists (Linux); by logout --keychain', async () => {
     expect((await resolvedModules(['--version'])).filter((m) => /keyring|keytar/.test(m))).toEqual([]);
     expect((await resolvedModules(['logout', 'localhost:5000'])).filter((m) => /keyring|keytar/.test(m))).toEqual([]);
     expect(await resolvedModules(['logout', '--keychain', 'localhost:5000'])).toContain('@napi-rs/keyring');

@@ -89,11 +89,11 @@ Examples:
 
   program
     .command('logout')
-    .description('remove stored credentials for a registry (docker config, its credential helper, podman auth files; --keychain also the OS keychain)')
+    .description('remove stored credentials for a registry wherever they are (docker config, its credential helper, podman auth files, the OS keychain)')
     .argument('[registry]', 'registry host: docker.io, ghcr.io, registry.example:5000')
     .option('--all', 'remove the credentials of every registry')
     .option('--authfile <file>', 'the podman-style auth.json to remove them from (default: podman\'s own files)')
-    .option('--keychain', 'also remove them from the OS keychain')
+    .option('--keychain', 'fail when the OS keychain cannot be reached (without it, an unreachable keychain is skipped)')
     .action(async (registry: string | undefined, _opts: unknown, cmd: Command) => {
       const { g, ctx, info } = await setup(cmd, io, signal);
       const r = await logout({ ...(registry ? { registry } : {}), ...(g.all ? { all: true } : {}), ...(g.authfile ? { authfile: g.authfile } : {}), ...(g.keychain ? { keychain: true } : {}) }, ctx);
