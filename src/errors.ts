@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'E_DIGEST_MISMATCH' // content hash differs from the descriptor
   | 'E_SIZE_MISMATCH' // content length differs from the descriptor or exceeds a cap
   | 'E_UNSUPPORTED' // registry or format does not support the operation
+  | 'E_BLOCKED' // registries.conf marks the registry blocked
   | 'E_NO_SPACE' // not enough disk space
   | 'E_IO' // local filesystem failure
   | 'E_INTERRUPTED' // SIGINT/SIGTERM or aborted
@@ -42,6 +43,7 @@ export const EXIT = {
   verification: 6,
   unsupported: 7,
   localIo: 8,
+  blocked: 9,
   interrupted: 130,
 } as const;
 
@@ -63,6 +65,7 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   E_DIGEST_MISMATCH: EXIT.verification,
   E_SIZE_MISMATCH: EXIT.verification,
   E_UNSUPPORTED: EXIT.unsupported,
+  E_BLOCKED: EXIT.blocked,
   E_NO_SPACE: EXIT.localIo,
   E_IO: EXIT.localIo,
   E_INTERRUPTED: EXIT.interrupted,
