@@ -15,14 +15,15 @@ const MAY_IMPORT: Record<string, string[]> = {
   util: ['oci/digest.ts'],
   oci: [],
   ref: ['oci'],
+  config: ['util', 'oci', 'ref'],
   auth: ['util', 'ref'],
   http: ['util', 'oci', 'ref', 'auth'],
-  registry: ['http', 'auth', 'ref', 'oci', 'util'],
+  registry: ['http', 'auth', 'config', 'ref', 'oci', 'util'],
   archive: ['oci', 'ref', 'util'],
   transports: ['registry', 'archive', 'http/network-errors.ts', 'oci', 'ref', 'util'],
   copy: ['transports/types.ts', 'oci', 'util'],
-  ops: ['copy', 'transports', 'registry', 'archive', 'http', 'auth', 'ref', 'oci', 'util'],
-  cli: ['ops', 'copy', 'transports', 'registry', 'archive', 'http', 'auth', 'ref', 'oci', 'util'],
+  ops: ['copy', 'transports', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
+  cli: ['ops', 'copy', 'transports', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
   testing: [],
 };
 
@@ -33,6 +34,7 @@ const PACKAGE_OWNERS: Record<string, string[]> = {
   chalk: ['cli'],
   undici: ['http'],
   'tar-stream': ['archive', 'transports'],
+  'smol-toml': ['config'],
 };
 
 function sourceFiles(dir: string): string[] {
