@@ -21,8 +21,8 @@ export function parseDaemonJson(text: string, file: string): DaemonConfig {
     const msg = (e as Error).message;
     const m = /line (\d+)/.exec(msg) ?? undefined;
     const pos = /position (\d+)/.exec(msg);
-    const line = m ? Number(m[1]) : pos ? lineAt(text, Number(pos[1])) : lineAt(text, text.length);
-    throw badConfig(file, line, `not valid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, '')}`);
+    const line = m ? Number(m[1]) : pos ? lineAt(text, Number(pos[1])) : lineAt(text, jsonErrorOffset(text));
+    throw badConfig(file, line, `not valid JSON: ${msg.split('\n')[0]!.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, '').replace(/, \.\.\.?".*$/, '')}`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw badConfig(file, 1, 'must be a JSON object');
   const d = doc as Record<string, unknown>;
@@ -71,6 +71,62 @@ export function loadDaemonJson(env: NodeJS.ProcessEnv, explicit?: string): Daemo
     throw err;
   }
   return parseDaemonJson(text, file);
+}
+
+/**
+ * Offset of the first JSON syntax error (node 20's JSON.parse does not always say where): a
+ * small recursive-descent checker run only after JSON.parse has failed.
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => { while (i < text.length && /[ \t\r\n]/.test(text[i]!)) i++; };
+  const fail = (): never => { throw i; };
+  const lit = (w: string) => { if (text.startsWith(w, i)) i += w.length; else fail(); };
+  const str = () => {
+    if (text[i] !== '"') fail();
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++; ws();
+      if (text[i] === '}') { i++; return; }
+      for (;;) {
+        ws(); str(); ws(); lit(':'); value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        lit('}'); return;
+      }
+    }
+    if (c === '[') {
+      i++; ws();
+      if (text[i] === ']') { i++; return; }
+      for (;;) {
+        value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        lit(']'); return;
+      }
+    }
+    if (c === '"') return str();
+    const num = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i));
+    if (num) { i += num[0].length; return; }
+    for (const w of ['true', 'false', 'null']) if (text.startsWith(w, i)) { i += w.length; return; }
+    fail();
+  };
+  try {
+    value(); ws();
+    if (i < text.length) fail();
+  } catch (e) {
+    if (typeof e === 'number') return e;
+    throw e;
+  }
+  return text.length;
 }
 
 interface Cidr { bytes: number[]; bits: number }

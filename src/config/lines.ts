@@ -63,6 +63,12 @@ export class TomlLines {
     return (key && this.keyIn(mi, key)) || this.headers[mi]!.line;
   }
 
+  /** Line of the first table header whose name is `name` or starts with `name.`, else of a top-level `name =`. */
+  firstTable(name: string): number {
+    const h = this.headers.find((h, i) => i > 0 && (h.name === name || h.name.startsWith(`${name}.`)));
+    return h ? h.line : this.top(name);
+  }
+
   /** Line of `key` in the `[name]` table (e.g. aliases), else its header, else 1. */
   table(name: string, key?: string): number {
     const hi = this.headers.findIndex((h, i) => i > 0 && h.name === name);

@@ -46,7 +46,7 @@ export function parseRegistriesConf(text: string, file: string, parse: TomlParse
   const o = (line: number): Origin => ({ file, line });
 
   if ('registries' in doc) {
-    throw badConfig(file, at.table('registries.search') || at.top('registries'), 'the v1 registries.conf format ([registries.search], [registries.insecure], [registries.block]) is not supported',
+    throw badConfig(file, at.firstTable('registries'), 'the v1 registries.conf format ([registries.search], [registries.insecure], [registries.block]) is not supported',
       'rewrite it in the v2 format: unqualified-search-registries = [...] and [[registry]] tables with location, insecure and blocked (containers-registries.conf(5))');
   }
   if (aliasesOnly) {
