@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { parseMirrorFlag, parseShortNameMode, type MirrorFlag, type NetworkConfigOptions, type ShortNameMode } from '../config/index.js';
 import { FerryError } from '../errors.js';
 import { parseResolve, type ResolveRule } from '../http/resolve.js';
 import type { OpContext } from '../ops/context.js';
@@ -21,6 +22,12 @@ export interface GlobalOptions extends CredentialFlags {
   progressInterval: number;
   keychain?: boolean;
   resolve?: ResolveRule[];
+  mirror?: MirrorFlag[];
+  /** false with --no-mirrors. */
+  mirrors?: boolean;
+  daemonConfig?: string;
+  registriesConf?: string;
+  shortNameMode?: ShortNameMode;
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -40,12 +47,32 @@ export function addGlobalOptions(program: Command): void {
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
     .option('--resolve <host:port:address>', 'connect to ADDRESS[:PORT] whenever HOST:PORT is asked for (as curl --resolve; TLS and Host still name HOST; not for proxied requests); repeatable', collectResolve)
+    .option('--mirror <host[/path]>', 'try this mirror first for the source image (pull, inspect, copy source; any registry: HOST/PATH/<repository>); repeatable; http:// for a plain-http mirror', collectMirror)
+    .option('--no-mirrors', 'use no mirror (registries.conf, daemon.json or --mirror): the origin only')
+    .option('--registries-conf <file>', 'containers registries.conf to read (default: CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf, else /etc/containers/registries.conf; plus registries.conf.d drop-ins)')
+    .option('--daemon-config <file>', 'docker daemon.json to read registry-mirrors and insecure-registries from (default /etc/docker/daemon.json)')
+    .addOption(new Option('--short-name-mode <mode>', 'short names (alpine): enforcing (ambiguous is an error), permissive (try each search registry), disabled (docker.io only, as docker); default: registries.conf, else permissive').argParser(parseShortNameMode))
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
     .option('-v, --verbose', 'informational lines on stderr: at the end of pull, push, copy, inspect and tags, each registry\'s last seen rate-limit budget')
     .option('-q, --quiet', 'print nothing but errors (and results on stdout)')
     .option('--json', 'print the result as one JSON document on stdout')
     .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'tty', 'plain', 'json', 'none']).default('auto'))
     .addOption(new Option('--progress-interval <seconds>', 'seconds between plain progress lines').default(5).argParser(parsePositive('--progress-interval')));
+}
+
+function collectMirror(v: string, prev: MirrorFlag[] | undefined): MirrorFlag[] {
+  return [...(prev ?? []), parseMirrorFlag(v)];
+}
+
+/** The network-configuration flags, or undefined when none was given. */
+export function networkConfigFrom(g: GlobalOptions): NetworkConfigOptions | undefined {
+  const n: NetworkConfigOptions = {};
+  if (g.mirror?.length) n.mirrors = g.mirror;
+  if (g.mirrors === false) n.noMirrors = true;
+  if (g.daemonConfig !== undefined) n.daemonConfig = g.daemonConfig;
+  if (g.registriesConf !== undefined) n.registriesConf = g.registriesConf;
+  if (g.shortNameMode !== undefined) n.shortNameMode = g.shortNameMode;
+  return Object.keys(n).length ? n : undefined;
 }
 
 function collectResolve(v: string, prev: ResolveRule[] | undefined): ResolveRule[] {
@@ -100,5 +127,7 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (g.keychain) ctx.keychain = true;
   if (debug) ctx.debug = debug;
   if (g.resolve?.length) ctx.resolve = g.resolve;
+  const network = networkConfigFrom(g);
+  if (network) ctx.networkConfig = network;
   return ctx;
 }

@@ -10,6 +10,7 @@ import { loggingMiddleware } from '../http/logging.js';
 import { retryMiddleware } from '../http/retry.js';
 import { schemeMiddleware } from '../http/scheme.js';
 import type { ResolveRule } from '../http/resolve.js';
+import type { NetworkConfigOptions } from '../config/index.js';
 import { createDispatchers, createSend, type Dispatchers } from '../http/send.js';
 import type { DebugLog, HostSettings, Middleware, Send } from '../http/types.js';
 import { userAgentMiddleware } from '../http/user-agent.js';
@@ -47,6 +48,8 @@ export interface SessionOptions {
   rateLimits?: RateLimitLog;
   /** --resolve: connections to HOST:PORT go to another address (direct connections only). */
   resolve?: readonly ResolveRule[];
+  /** --mirror, --no-mirrors, --registries-conf, --daemon-config, --short-name-mode (config explain; the pull path later). */
+  networkConfig?: NetworkConfigOptions;
 }
 
 const MAX_TOKEN_BODY = 64 * 1024;
