@@ -7,6 +7,7 @@ import { copyCommand } from './commands/copy.js';
 import { tagCommands } from './commands/tag.js';
 import { loginCommands } from './commands/login.js';
 import { authCommands } from './commands/auth.js';
+import { configCommands } from './commands/config.js';
 import { ratelimitCommand } from './commands/ratelimit.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
@@ -32,6 +33,7 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   tagCommands(program, io, signal);
   loginCommands(program, io, signal);
   authCommands(program, io, signal);
+  configCommands(program, io, signal);
   ratelimitCommand(program, io, signal);
   program.addHelpText('after', `
 Examples:
@@ -61,7 +63,7 @@ ferry auth explain REF shows which one is used and what the registry grants.
 
 Exit status: 0 ok, 1 other, 2 usage or bad input, 3 authentication/permission,
 4 not found in the registry, 5 network/registry, 6 verification failed, 7 unsupported,
-8 local I/O or disk space, 130 interrupted, 141 stdout/stderr closed (e.g. | head).
+8 local I/O or disk space, 9 blocked by registries.conf, 130 interrupted, 141 stdout/stderr closed (e.g. | head).
 4 is only ever the registry's answer (no such repository, tag, manifest, blob or platform);
 a local path that does not exist or cannot be read or written is 8, and a local layout or
 archive that is malformed or does not hold the image named is 2.
