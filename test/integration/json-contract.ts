@@ -54,7 +54,7 @@ function list(section: string, n = 0): FieldList {
   return t;
 }
 
-const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain', ratelimit: 'ratelimit' };
+const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain', 'config explain': 'config explain', ratelimit: 'ratelimit' };
 const BLOB_FIELDS = ['total', 'skipped', 'mounted', 'transferred', 'bytes', 'transferredBytes'];
 
 function expectFields(obj: Record<string, unknown>, fields: FieldList, what: string): void {
@@ -94,6 +94,13 @@ export function expectDocument(doc: unknown, command: string): void {
     expectFields(rl, list('ratelimit', 1), `${command}.rateLimit`);
     for (const k of ['limit', 'remaining', 'windowSeconds']) if (k in rl) expect(Number.isSafeInteger(rl[k]), `${command}.rateLimit.${k}`).toBe(true);
     if ('source' in rl) expect(typeof rl['source'], `${command}.rateLimit.source`).toBe('string');
+  }
+  if (command === 'config explain') {
+    for (const side of ['pull', 'push']) {
+      const eps = (body[side] as { endpoints: Array<Record<string, unknown>> }).endpoints;
+      expect(Array.isArray(eps), `${command}.${side}.endpoints`).toBe(true);
+      eps.forEach((e, i) => expectFields(e, list('config explain', 1), `${command}.${side}.endpoints[${i}]`));
+    }
   }
   if (SECTION[command] === 'pull, push, copy') {
     const images = body['images'] as Array<Record<string, unknown>>;
