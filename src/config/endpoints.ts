@@ -73,9 +73,14 @@ function mirrorServes(pfm: PullFromMirror, ref: ImageReference): boolean {
   return pfm === 'all' || (pfm === 'digest-only') === isDigest(ref);
 }
 
-/** Rewrites `refText` by replacing its first `length` characters with `location`. */
-function rewrite(refText: string, length: number, location: string): ImageReference {
-  return parseReference(location + refText.slice(length), { defaultTag: false });
+/** Rewrites `refText` by replacing its first `length` characters with `location` (the rule at `origin`). */
+function rewrite(refText: string, length: number, location: string, origin: Origin): ImageReference {
+  const out = location + refText.slice(length);
+  try {
+    return parseReference(out, { defaultTag: false });
+  } catch (e) {
+    throw new FerryError('E_BAD_CONFIG', `${originText(origin)}: location "${location}" rewrites ${refText} to "${out}", which is not a valid reference`, { cause: e });
+  }
 }
 
 const suffix = (ref: ImageReference) => ref.toString().slice(ref.name().length);
@@ -114,7 +119,7 @@ export function endpointsFor(ref: ImageReference, cfg: NetworkRules, opts: Endpo
     if (match) {
       for (const m of match.rule.mirrors) {
         if (!mirrorServes(m.pullFromMirror, ref)) continue;
-        push(endpoint(rewrite(text, match.length, m.location), true, originText(m.origin), { pullFromMirror: m.pullFromMirror, ...(m.insecure ? { insecure: originText(m.origin) } : {}) }));
+        push(endpoint(rewrite(text, match.length, m.location, m.origin), true, originText(m.origin), { pullFromMirror: m.pullFromMirror, ...(m.insecure ? { insecure: originText(m.origin) } : {}) }));
       }
     }
     if (ref.registry === DOCKER_HUB) {
@@ -129,7 +134,7 @@ export function endpointsFor(ref: ImageReference, cfg: NetworkRules, opts: Endpo
     plan.blocked = rule.blockedOrigin;
     return plan;
   }
-  const origin = pullLike && rule?.location !== undefined && rule.location !== rule.prefix ? rewrite(text, match!.length, rule.location) : ref;
+  const origin = pullLike && rule?.location !== undefined && rule.location !== rule.prefix ? rewrite(text, match!.length, rule.location, rule.origin) : ref;
   push(endpoint(origin, false, rule ? originText(rule.origin) : 'reference', rule?.insecure ? { insecure: originText(rule.origin) } : {}));
   return plan;
 }

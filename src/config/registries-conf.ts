@@ -86,7 +86,12 @@ export function parseRegistriesConf(text: string, file: string, parse: TomlParse
   const regs = doc['registry'];
   if (regs !== undefined) {
     if (!Array.isArray(regs)) throw badConfig(file, at.top('registry'), '"registry" must be an array of tables ([[registry]])');
-    regs.forEach((r, i) => out.registries.push(parseRegistry(r, i)));
+    regs.forEach((r, i) => {
+      const rule = parseRegistry(r, i);
+      const dup = out.registries.find((x) => x.prefix === rule.prefix);
+      if (dup) throw badConfig(file, rule.origin.line, `[[registry]] prefix "${rule.prefix}" is already defined at line ${dup.origin.line}`);
+      out.registries.push(rule);
+    });
   }
 
   const aliases = doc['aliases'];

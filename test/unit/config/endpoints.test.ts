@@ -66,6 +66,12 @@ describe('endpointsFor', () => {
     expect(list(ref, text)).toEqual(want);
   });
 
+  it('a location that rewrites to an invalid reference is E_BAD_CONFIG naming the rule', () => {
+    const e = thrown(() => endpointsFor(parseReference('example.com/app:1'), rules('[[registry]]\nprefix = "example.com"\n\n[[registry.mirror]]\nlocation = "mirror.example/UPPER"\n'), { operation: 'pull' }));
+    expect(e.code).toBe('E_BAD_CONFIG');
+    expect(e.message).toBe('/c/0.conf:4: location "mirror.example/UPPER" rewrites example.com/app:1 to "mirror.example/UPPER/app:1", which is not a valid reference');
+  });
+
   it('rewrites apply to pulls only; push goes to the reference as written', () => {
     expect(list('example.com/foo/app:1', '[[registry]]\nprefix = "example.com/foo"\nlocation = "internal.example/bar"\n', 'push')).toEqual(['example.com/foo/app:1']);
   });

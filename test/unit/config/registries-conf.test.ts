@@ -62,6 +62,7 @@ blocked = true
     ['pull-from-mirror with mirror-by-digest-only', '[[registry]]\nlocation = "a.example"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = "m.example"\npull-from-mirror = "all"\n', 6, 'cannot be set on a mirror of a registry with "mirror-by-digest-only" (line 3)'],
     ['mirror without location', '[[registry]]\nlocation = "a.example"\n[[registry]]\nlocation = "b.example"\n[[registry.mirror]]\ninsecure = true\n', 5, 'has no "location"'],
     ['mirror insecure not a boolean', '[[registry]]\nlocation = "a.example"\n[[registry.mirror]]\nlocation = "m.example"\ninsecure = "no"\n', 5, '"insecure" must be true or false'],
+    ['the same prefix twice in one file', '[[registry]]\nlocation = "a.example"\n[[registry]]\nprefix = "a.example"\nlocation = "b.example"\n', 3, 'prefix "a.example" is already defined at line 1'],
     ['registry not an array of tables', 'registry = "docker.io"\n', 1, 'must be an array of tables'],
     ['alias not a string', '[aliases]\n"a" = "x.example/a"\n"b" = 3\n', 3, 'alias "b" must be a string'],
     ['alias value not qualified', '[aliases]\n"a" = "library/a"\n', 2, 'fully qualified'],
