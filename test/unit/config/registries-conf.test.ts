@@ -109,7 +109,7 @@ describe('finding the files', () => {
   const home = join(root, 'home');
   const env = (extra: Record<string, string> = {}) => ({ HOME: home, FERRY_SYSCONF_ROOT: join(root, 'sys'), ...extra });
 
-  it('nothing configured: no files, and no parser loaded', async () => {
+  it('nothing configured: no files, no rules', async () => {
     expect(registriesConfPaths(env())).toEqual({ main: undefined, dropIns: [], aliasCache: undefined });
     expect((await loadRegistriesConf(env())).registries).toEqual([]);
   });
