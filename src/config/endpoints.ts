@@ -135,6 +135,12 @@ export function endpointsFor(ref: ImageReference, cfg: NetworkRules, opts: Endpo
     return plan;
   }
   const origin = pullLike && rule?.location !== undefined && rule.location !== rule.prefix ? rewrite(text, match!.length, rule.location, rule.origin) : ref;
+  // The rewritten location is looked up again, as containers/image does: another rule may block it.
+  const physical = origin === ref ? undefined : findRule(origin.toString(), cfg.registries.registries)?.rule;
+  if (physical?.blocked) {
+    plan.blocked = physical.blockedOrigin;
+    return plan;
+  }
   push(endpoint(origin, false, rule ? originText(rule.origin) : 'reference', rule?.insecure ? { insecure: originText(rule.origin) } : {}));
   return plan;
 }

@@ -90,6 +90,11 @@ describe('endpointsFor', () => {
     expect(blockedError(parseReference('alpine'), pull.blocked!, pull).hint).toContain('m.example');
   });
 
+  it('a location rewritten onto a blocked registry is blocked there', () => {
+    const t = '[[registry]]\nprefix = "example.com"\nlocation = "internal.example"\n[[registry]]\nlocation = "internal.example"\nblocked = true\n';
+    expect(endpointsFor(parseReference('example.com/a:1'), rules(t), { operation: 'pull' })).toMatchObject({ endpoints: [], blocked: { line: 6 } });
+  });
+
   it('a mirror whose own location is blocked by another rule is left out', () => {
     const t = '[[registry]]\nlocation = "docker.io"\n[[registry.mirror]]\nlocation = "bad.example"\n[[registry.mirror]]\nlocation = "good.example"\n[[registry]]\nlocation = "bad.example"\nblocked = true\n';
     expect(list('alpine', t)).toEqual(['good.example/library/alpine:latest (mirror)', 'docker.io/library/alpine:latest']);
