@@ -69,6 +69,14 @@ export interface StartRegistryOptions {
   htpasswdUsers?: Record<string, string>;
   /** token mode: trust this issuer and announce this realm instead of starting a token server. */
   tokenAuth?: TokenAuthConfig;
+  /**
+   * Pull-through cache (distribution's proxy mode) in front of `remoteUrl`: manifests and blobs
+   * asked for are fetched from the upstream (as `username`, which may use token auth there),
+   * stored, and served from the cache afterwards, also while the upstream is down. Pushes are
+   * refused (distribution answers 405 UNSUPPORTED). `caFile`: the upstream's CA, given to the Go
+   * process as SSL_CERT_FILE.
+   */
+  proxy?: { remoteUrl: string; username?: string; password?: string; caFile?: string };
 }
 
 /** What distribution's auth.token section needs. */
@@ -128,6 +136,7 @@ function probe(url: string, ca?: Buffer): Promise<number> {
 
 function yamlConfig(o: {
   port: number; storageDir: string; tls?: TlsFiles; htpasswd?: string; token?: TokenAuthConfig;
+  proxy?: { remoteUrl: string; username?: string; password?: string };
 }): string {
   const q = (s: string): string => JSON.stringify(s); // JSON strings are valid YAML scalars
   const lines = [
@@ -156,6 +165,10 @@ function yamlConfig(o: {
       'auth:', '  token:', `    realm: ${q(o.token.realm)}`, `    service: ${q(o.token.service)}`,
       `    issuer: ${q(o.token.issuer)}`, `    rootcertbundle: ${q(o.token.rootCertBundle)}`,
     );
+  }
+  if (o.proxy) {
+    lines.push('proxy:', `  remoteurl: ${q(o.proxy.remoteUrl)}`);
+    if (o.proxy.username !== undefined) lines.push(`  username: ${q(o.proxy.username)}`, `  password: ${q(o.proxy.password ?? '')}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -198,9 +211,10 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
       const port = await freePort();
       const configFile = join(temp.path, 'config.yml');
       const logFile = join(temp.path, `registry-${attempt}.log`);
-      await writeFile(configFile, yamlConfig({ port, storageDir, tls, htpasswd, token: tokenAuth }));
+      await writeFile(configFile, yamlConfig({ port, storageDir, tls, htpasswd, token: tokenAuth, ...(opts.proxy ? { proxy: opts.proxy } : {}) }));
       const env: NodeJS.ProcessEnv = {};
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_')) env[k] = v;
+      if (opts.proxy?.caFile) env['SSL_CERT_FILE'] = opts.proxy.caFile;
       const logFd = openSync(logFile, 'a');
       let child: ChildProcess;
       try {
