@@ -18,6 +18,7 @@ import { readTruncated } from '../util/bounded.js';
 import type { BackoffPolicy } from '../util/backoff.js';
 import { isLoopbackRegistry, type ImageReference } from '../ref/index.js';
 import { RegistryClient } from './client.js';
+import { blockedError, endpointsFor, loadNetworkConfig, type EndpointPlan, type NetworkRules, type Operation } from '../config/index.js';
 import { RateLimitLog } from './rate-limit-log.js';
 
 export interface SessionOptions {
@@ -174,6 +175,28 @@ export class Session {
     });
     this.clients.set(choice.key, client);
     return client;
+  }
+
+  private rules: Promise<NetworkRules> | undefined;
+
+  /** registries.conf (+ drop-ins) and daemon.json, read once per session (network-config.ts). */
+  networkRules(): Promise<NetworkRules> {
+    this.rules ??= loadNetworkConfig(this.opts.networkConfig ?? {}, this.opts.env ?? process.env);
+    return this.rules;
+  }
+
+  /**
+   * Where to read (or write) `ref` for `operation`, in the order to try: mirrors (reads only),
+   * then the origin (after any `location` rewrite). A blocked origin without mirrors is
+   * E_BLOCKED naming the file and line.
+   */
+  async endpoints(ref: ImageReference, operation: Operation): Promise<EndpointPlan> {
+    const n = this.opts.networkConfig ?? {};
+    const plan = endpointsFor(ref, await this.networkRules(), {
+      operation, ...(n.mirrors ? { extraMirrors: n.mirrors } : {}), ...(n.noMirrors ? { noMirrors: true } : {}),
+    });
+    if (plan.endpoints.length === 0) throw blockedError(ref, plan.blocked ?? { file: 'registries.conf', line: 0 }, plan);
+    return plan;
   }
 
   async close(): Promise<void> {

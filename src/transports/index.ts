@@ -2,7 +2,9 @@ import { FerryError } from '../errors.js';
 import type { Session } from '../registry/session.js';
 import type { Location } from './location.js';
 import { OciLayoutDestination, OciLayoutSource } from './oci-layout.js';
-import { RegistrySource } from './registry.js';
+import { EndpointsRegistrySource, RegistrySource } from './registry.js';
+import { parseReference, type ImageReference } from '../ref/index.js';
+import type { Operation } from '../config/index.js';
 import { RegistryDestination } from './registry-destination.js';
 import { archiveCapabilities, DockerArchiveDestination, OciArchiveDestination } from './archive-destination.js';
 import { DockerArchiveSource } from './docker-archive-source.js';
@@ -16,10 +18,24 @@ export type * from './types.js';
  * The transport map, in one place (no side-effect registration). Each location kind names the
  * class that reads it and the class that writes it.
  */
-export function openSource(loc: Location, session: Session): ImageSource {
+export function openSource(loc: Location, session: Session, operation: Operation = 'pull'): ImageSource {
   switch (loc.transport) {
-    case 'docker':
-      return new RegistrySource(session.registry(loc.ref, 'source').repository(loc.ref.repository), loc.ref);
+    case 'docker': {
+      const ref = loc.ref;
+      const at = (r: ImageReference): RegistrySource => new RegistrySource(session.registry(r, 'source').repository(r.repository), r);
+      return new EndpointsRegistrySource(
+        ref,
+        async () => (await session.endpoints(ref, operation)).endpoints.map((e) => {
+          const r = parseReference(e.reference, { defaultTag: false });
+          return { label: `${r.registry}/${r.repository}`, mirror: e.mirror, rule: e.origin, source: at(r) };
+        }),
+        async () => {
+          const origin = (await session.endpoints(ref, 'tags')).endpoints.find((e) => !e.mirror);
+          return at(origin ? parseReference(origin.reference, { defaultTag: false }) : ref);
+        },
+        session.opts.debug,
+      );
+    }
     case 'oci':
       return new OciLayoutSource(loc.path, loc.tag);
     case 'oci-archive':
@@ -68,7 +84,7 @@ export function openDestination(loc: Location, session: Session, opts: Destinati
 
 /** Tags of a repository or of a local layout. */
 export async function listTags(loc: Location, session: Session, signal?: AbortSignal): Promise<string[]> {
-  const src = openSource(loc, session) as ImageSource & { listTags?: (s?: AbortSignal) => Promise<string[]> };
+  const src = openSource(loc, session, 'tags') as ImageSource & { listTags?: (s?: AbortSignal) => Promise<string[]> };
   try {
     if (!src.listTags) throw new FerryError('E_UNSUPPORTED', `${loc.transport}: locations have no tags`);
     return await src.listTags(signal);

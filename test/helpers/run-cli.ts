@@ -29,6 +29,9 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
     DOCKER_CONFIG: '/nonexistent-ferry-test-docker-config',
     XDG_RUNTIME_DIR: '/nonexistent-ferry-test-xdg',
     XDG_CONFIG_HOME: '/nonexistent-ferry-test-xdg-config',
+    // /etc/containers/registries.conf (+ drop-ins) and /etc/docker/daemon.json of this machine
+    // are not the test's: ferry reads /etc below this root instead.
+    FERRY_SYSCONF_ROOT: '/nonexistent-ferry-test-sysconf',
     NO_COLOR: '1',
   };
   for (const [k, v] of Object.entries(opts.env ?? {})) {

@@ -20,7 +20,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   http: ['util', 'oci', 'ref', 'auth'],
   registry: ['http', 'auth', 'config', 'ref', 'oci', 'util'],
   archive: ['oci', 'ref', 'util'],
-  transports: ['registry', 'archive', 'http/network-errors.ts', 'oci', 'ref', 'util'],
+  transports: ['registry', 'archive', 'http/network-errors.ts', 'config', 'oci', 'ref', 'util'],
   copy: ['transports/types.ts', 'oci', 'util'],
   ops: ['copy', 'transports', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
   cli: ['ops', 'copy', 'transports', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
