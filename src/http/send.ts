@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
+import { certsDKey, type CertsD, type HostTls } from '../config/certs-d.js';
 import { FerryError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
 import { headerValue, type HttpRequest, type HttpResponse, type Send } from './types.js';
@@ -34,21 +37,76 @@ export interface DispatcherOptions {
   resolve?: readonly ResolveRule[];
   /** --debug: told once per rule used. */
   debug?: (line: string) => void;
+  /** Per-host CAs and client certificates (flags + certs.d); unset or inactive = the defaults. */
+  tls?: CertsD;
+}
+
+/** A dispatcher with per-host TLS: the client certificate a connection to this URL presents. */
+interface ClientCertAware {
+  clientCertFor(url: URL): string | undefined;
 }
 
 type ConnectFn = ReturnType<ReturnType<typeof loadBuildConnector>>;
 type ConnectOpts = Parameters<ConnectFn>[0];
 
+let defaultCas: string[] | undefined;
+/** The roots a connection with extra CAs must keep: node's bundle plus NODE_EXTRA_CA_CERTS (which
+ * node adds only to the default store, and a `ca` option replaces that store). */
+function defaultRoots(env: NodeJS.ProcessEnv): string[] {
+  if (!defaultCas) {
+    defaultCas = [...rootCertificates];
+    const extra = env['NODE_EXTRA_CA_CERTS'];
+    if (extra) {
+      try {
+        defaultCas.push(readFileSync(extra, 'utf8'));
+      } catch {
+        // node already warned at start
+      }
+    }
+  }
+  return defaultCas;
+}
+
+function tlsConnectOptions(t: HostTls, env: NodeJS.ProcessEnv): { ca?: string[]; cert?: string; key?: string } {
+  return {
+    ...(t.ca.length ? { ca: [...defaultRoots(env), ...t.ca] } : {}),
+    ...(t.cert !== undefined && t.key !== undefined ? { cert: t.cert, key: t.key } : {}),
+  };
+}
+
 /**
- * undici's own connector with the --resolve rules applied: a matching HOST:PORT connects to the
- * rule's address instead, with the TLS server name (SNI and the name the certificate is checked
- * against) still HOST; undici writes the Host header from the request origin, which is unchanged.
+ * undici's own connector with the --resolve rules and the per-host TLS settings applied. TLS
+ * settings are chosen by the destination HOST:PORT (one undici connector per host that has any,
+ * so its TLS session cache stays per host). A --resolve match connects to the rule's address
+ * instead, with the TLS server name (SNI and the name the certificate is checked against) still
+ * HOST; undici writes the Host header from the request origin, which is unchanged.
  */
-function resolvingConnect(rules: readonly ResolveRule[], rejectUnauthorized: boolean, used: Set<string>, debug?: (line: string) => void): ConnectFn {
-  const base = loadBuildConnector()({ rejectUnauthorized });
+function customConnect(rules: readonly ResolveRule[], tls: CertsD | undefined, env: NodeJS.ProcessEnv, rejectUnauthorized: boolean, used: Set<string>, debug?: (line: string) => void): ConnectFn {
+  const build = loadBuildConnector();
+  const plain = build({ rejectUnauthorized });
+  const perHost = new Map<string, ConnectFn>();
+  const baseFor = (hostname: string, port: number, protocol: string): ConnectFn => {
+    if (!tls || protocol !== 'https:') return plain;
+    const key = certsDKey(hostname, port);
+    let c = perHost.get(key);
+    if (!c) {
+      const t = tls.forHost(key);
+      if (t) debug?.(`tls ${key}: ${[...t.caFiles.map((f) => `CA ${f}`), ...(t.certFile ? [`client certificate ${t.certFile}`] : [])].join(', ')}`);
+      c = t ? build({ rejectUnauthorized, ...tlsConnectOptions(t, env) }) : plain;
+      perHost.set(key, c);
+    }
+    return c;
+  };
   return (opts: ConnectOpts, callback) => {
     const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
-    const rule = matchResolve(rules, opts.hostname, port);
+    let base: ConnectFn;
+    try {
+      base = baseFor(opts.hostname, port, opts.protocol);
+    } catch (e) {
+      callback(e as Error, null);
+      return;
+    }
+    const rule = rules.length ? matchResolve(rules, opts.hostname, port) : undefined;
     if (!rule) return base(opts, callback);
     const to = rule.addressPort ?? port;
     if (!used.has(rule.spec + opts.hostname)) {
@@ -71,9 +129,22 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   const Agent = loadAgent();
   const rules = opts.resolve ?? [];
   const used = new Set<string>();
-  const connect = (rejectUnauthorized: boolean) => (rules.length ? resolvingConnect(rules, rejectUnauthorized, used, opts.debug) : { rejectUnauthorized });
+  const tls = opts.tls?.active ? opts.tls : undefined;
+  const connect = (rejectUnauthorized: boolean) => (rules.length || tls ? customConnect(rules, tls, env, rejectUnauthorized, used, opts.debug) : { rejectUnauthorized });
   const verify = new Agent({ ...COMMON, connect: connect(true) });
   const noVerify = new Agent({ ...COMMON, connect: connect(false) });
+  if (tls) {
+    // For error messages: whether a TLS failure happened with a client certificate, and which.
+    const clientCertFor = (url: URL): string | undefined => {
+      if (url.protocol !== 'https:') return undefined;
+      try {
+        return tls.forHost(certsDKey(url.hostname, Number(url.port) || 443))?.certFile;
+      } catch {
+        return undefined;
+      }
+    };
+    for (const a of [verify, noVerify]) Object.defineProperty(a, 'clientCertFor', { value: clientCertFor });
+  }
   if (rules.length) {
     // For error messages: a failure to connect names the address --resolve sent it to.
     const resolvedFor = (url: URL): string | undefined => {
@@ -93,7 +164,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   };
 }
 
-class ProxyRouter implements ProxyAware, ResolveAware {
+class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
   private readonly viaProxy = new Map<string, Dispatcher>();
 
   constructor(private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean) {}
@@ -104,6 +175,10 @@ class ProxyRouter implements ProxyAware, ResolveAware {
 
   resolvedFor(url: URL): string | undefined {
     return this.proxyFor(url) ? undefined : resolvedOf(this.direct, url);
+  }
+
+  clientCertFor(url: URL): string | undefined {
+    return this.proxyFor(url) ? undefined : clientCertOf(this.direct, url);
   }
 
   request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
@@ -160,6 +235,11 @@ function withResolved(e: unknown, d: Dispatcher | undefined, url: URL): unknown 
   });
 }
 
+function clientCertOf(d: Dispatcher | undefined, url: URL): string | undefined {
+  const cf = d ? (d as unknown as Partial<ClientCertAware>).clientCertFor : undefined;
+  return typeof cf === 'function' ? cf.call(d, url) : undefined;
+}
+
 function proxyOf(d: Dispatcher, url: URL): URL | undefined {
   const pf = (d as unknown as Partial<ProxyAware>).proxyFor;
   return typeof pf === 'function' ? pf.call(d, url) : undefined;
@@ -211,7 +291,8 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         });
       } catch (e) {
         if (body instanceof Readable) body.destroy();
-        throw withResolved(mapNetworkError(e, current.url, proxy), dispatcher, current.url);
+        const cc = proxy ? undefined : clientCertOf(dispatcher, current.url);
+        throw withResolved(mapNetworkError(e, current.url, proxy, cc !== undefined ? { clientCert: cc } : {}), dispatcher, current.url);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
       if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {
