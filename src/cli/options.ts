@@ -21,6 +21,10 @@ export interface GlobalOptions extends CredentialFlags {
   progressInterval: number;
   keychain?: boolean;
   resolve?: ResolveRule[];
+  certDir?: string;
+  caCert?: string;
+  clientCert?: string;
+  clientKey?: string;
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -40,6 +44,10 @@ export function addGlobalOptions(program: Command): void {
     .option('--plain-http', 'talk plain http to the registry (default: https; loopback registries fall back to http)')
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates').default(true).argParser(parseBool))
     .option('--resolve <host:port:address>', 'connect to ADDRESS[:PORT] whenever HOST:PORT is asked for (as curl --resolve; TLS and Host still name HOST; not for proxied requests); repeatable', collectResolve)
+    .option('--cert-dir <dir>', 'CA certificates (*.crt) and client pairs (*.cert + *.key) for every registry, instead of the certs.d directories (~/.config/containers/certs.d, /etc/containers/certs.d, /etc/docker/certs.d)')
+    .option('--ca-cert <file>', 'also trust this CA (PEM) for every registry of the command (added to the system roots)')
+    .option('--client-cert <file>', 'present this client certificate (PEM; with --client-key) to every registry of the command')
+    .option('--client-key <file>', 'the private key (PEM) of --client-cert')
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
     .option('-v, --verbose', 'informational lines on stderr: at the end of pull, push, copy, inspect and tags, each registry\'s last seen rate-limit budget')
     .option('-q, --quiet', 'print nothing but errors (and results on stdout)')
@@ -100,5 +108,14 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (g.keychain) ctx.keychain = true;
   if (debug) ctx.debug = debug;
   if (g.resolve?.length) ctx.resolve = g.resolve;
+  if ((g.clientCert === undefined) !== (g.clientKey === undefined)) {
+    throw new FerryError('E_USAGE', g.clientCert !== undefined ? '--client-cert needs --client-key' : '--client-key needs --client-cert');
+  }
+  if (g.certDir !== undefined || g.caCert !== undefined || g.clientCert !== undefined) {
+    ctx.tls = {
+      ...(g.certDir !== undefined ? { certDir: g.certDir } : {}), ...(g.caCert !== undefined ? { caCert: g.caCert } : {}),
+      ...(g.clientCert !== undefined ? { clientCert: g.clientCert, clientKey: g.clientKey! } : {}),
+    };
+  }
   return ctx;
 }
