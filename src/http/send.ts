@@ -49,6 +49,34 @@ interface ClientCertAware {
 type ConnectFn = ReturnType<ReturnType<typeof loadBuildConnector>>;
 type ConnectOpts = Parameters<ConnectFn>[0];
 
+/**
+ * TLS alerts a server sent on an established connection, by local address:port. A TLS 1.3
+ * server checks the client certificate after the client's handshake is done, so its refusal
+ * ("bad certificate", "certificate required") arrives as a socket error that undici reports only
+ * as "other side closed"; createSend looks the alert up by the SocketError's local port.
+ */
+const alerts = new Map<string, Error>();
+
+function watchAlerts(socket: import('node:net').Socket): void {
+  const key = `${socket.localAddress}:${socket.localPort}`;
+  socket.on('error', (e: Error & { code?: string }) => {
+    if (!e.code?.startsWith('ERR_SSL_')) return;
+    if (alerts.size > 64) alerts.clear();
+    alerts.set(key, e);
+  });
+}
+
+/** The TLS alert behind an undici "other side closed", if the server sent one. */
+function alertBehind(e: unknown): unknown {
+  const info = (e as { code?: string; socket?: { localAddress?: string; localPort?: number } } | null);
+  if (info?.code !== 'UND_ERR_SOCKET' || !info.socket) return e;
+  const key = `${info.socket.localAddress}:${info.socket.localPort}`;
+  const alert = alerts.get(key);
+  if (!alert) return e;
+  alerts.delete(key);
+  return alert;
+}
+
 let defaultCas: string[] | undefined;
 /** The roots a connection with extra CAs must keep: node's bundle plus NODE_EXTRA_CA_CERTS (which
  * node adds only to the default store, and a `ca` option replaces that store). */
@@ -97,8 +125,12 @@ function customConnect(rules: readonly ResolveRule[], tls: CertsD | undefined, e
     }
     return c;
   };
-  return (opts: ConnectOpts, callback) => {
+  return (opts: ConnectOpts, cb) => {
     const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
+    const callback: typeof cb = opts.protocol === 'https:' ? (err, socket) => {
+      if (socket) watchAlerts(socket);
+      cb(err as Error, socket as never);
+    } : cb;
     let base: ConnectFn;
     try {
       base = baseFor(opts.hostname, port, opts.protocol);
@@ -130,7 +162,9 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   const rules = opts.resolve ?? [];
   const used = new Set<string>();
   const tls = opts.tls?.active ? opts.tls : undefined;
-  const connect = (rejectUnauthorized: boolean) => (rules.length || tls ? customConnect(rules, tls, env, rejectUnauthorized, used, opts.debug) : { rejectUnauthorized });
+  // Always ferry's connector (undici's own, built as undici would, plus the alert watch): the
+  // per-host TLS and --resolve parts cost nothing when there are none.
+  const connect = (rejectUnauthorized: boolean) => customConnect(rules, tls, env, rejectUnauthorized, used, opts.debug);
   const verify = new Agent({ ...COMMON, connect: connect(true) });
   const noVerify = new Agent({ ...COMMON, connect: connect(false) });
   if (tls) {
@@ -292,7 +326,7 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
       } catch (e) {
         if (body instanceof Readable) body.destroy();
         const cc = proxy ? undefined : clientCertOf(dispatcher, current.url);
-        throw withResolved(mapNetworkError(e, current.url, proxy, cc !== undefined ? { clientCert: cc } : {}), dispatcher, current.url);
+        throw withResolved(mapNetworkError(proxy ? e : alertBehind(e), current.url, proxy, cc !== undefined ? { clientCert: cc } : {}), dispatcher, current.url);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
       if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {
