@@ -141,7 +141,9 @@ export function mapNetworkError(e: unknown, url: URL, proxy?: URL, ctx: TlsConte
       });
     }
     const { reason, hint } = describeTlsFailure(code, e, url, ctx);
-    return new FerryError('E_TLS', `TLS verification failed for ${where}: ${reason}${reason === code ? '' : ` (${code})`}`, { cause: e, url: redactUrl(url), hint });
+    // The server refusing our (missing) client certificate is not a verification failure on our side.
+    const lead = reason.startsWith('the registry ') ? `TLS handshake with ${where} failed` : `TLS verification failed for ${where}`;
+    return new FerryError('E_TLS', `${lead}: ${reason}${reason === code ? '' : ` (${code})`}`, { cause: e, url: redactUrl(url), hint });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new FerryError('E_NETWORK', `cannot resolve host ${url.hostname}`, { cause: e, url: redactUrl(url), hint: 'check the registry name and your DNS/proxy settings' });

@@ -35,7 +35,7 @@ describe('E_TLS wording', () => {
     ['wrong name, from the reason', tlsError('ERR_TLS_CERT_ALTNAME_INVALID', { reason: "Host: reg.example. is not in the cert's altnames: DNS:a.example" }), {}, URL5000,
       'it names DNS:a.example', []],
     ['TLS 1.3 certificate required alert', tlsError('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'), {}, URL5000,
-      'the registry requires a client certificate', ['--client-cert FILE --client-key FILE', '~/.config/containers/certs.d/reg.example:5000/', 'client.cert + client.key']],
+      'TLS handshake with https://reg.example:5000 failed: the registry requires a client certificate (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED)', ['--client-cert FILE --client-key FILE', '~/.config/containers/certs.d/reg.example:5000/', 'client.cert + client.key']],
     ['bad certificate alert, none presented', tlsError('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE'), {}, URL5000,
       'the registry requires a client certificate', ['--client-cert']],
     ['bad certificate alert, one presented', tlsError('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE'), { clientCert: '/certs/me.cert' }, URL5000,
