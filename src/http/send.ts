@@ -190,7 +190,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   }
   const proxies = proxyEnv(env);
   if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
-  const routers = [new ProxyRouter(proxies, verify, true), new ProxyRouter(proxies, noVerify, false)] as const;
+  const routers = [new ProxyRouter(proxies, verify, true, tls, env), new ProxyRouter(proxies, noVerify, false, tls, env)] as const;
   return {
     verify: routers[0] as unknown as Dispatcher,
     noVerify: routers[1] as unknown as Dispatcher,
@@ -201,7 +201,10 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
 class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
   private readonly viaProxy = new Map<string, Dispatcher>();
 
-  constructor(private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean) {}
+  constructor(
+    private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean,
+    private readonly tls?: CertsD, private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
 
   proxyFor(url: URL): URL | undefined {
     return proxyFor(this.cfg, url);
@@ -212,16 +215,19 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
   }
 
   clientCertFor(url: URL): string | undefined {
-    return this.proxyFor(url) ? undefined : clientCertOf(this.direct, url);
+    return clientCertOf(this.direct, url);
   }
 
   request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
     const proxy = this.proxyFor(new URL(String(opts.origin)));
-    return (proxy ? this.agentFor(proxy) : this.direct).request(opts);
+    return (proxy ? this.agentFor(proxy, new URL(String(opts.origin))) : this.direct).request(opts);
   }
 
-  private agentFor(proxy: URL): Dispatcher {
-    const key = proxy.href;
+  /** One ProxyAgent per proxy and, for https registries with per-host TLS (certs.d, flags), per
+   * registry host: the TLS inside the tunnel is the registry's own. */
+  private agentFor(proxy: URL, target: URL): Dispatcher {
+    const hostTls = this.tls && target.protocol === 'https:' ? this.tls.forHost(certsDKey(target.hostname, Number(target.port) || 443)) : undefined;
+    const key = hostTls ? `${proxy.href} ${certsDKey(target.hostname, Number(target.port) || 443)}` : proxy.href;
     let agent = this.viaProxy.get(key);
     if (!agent) {
       const ProxyAgent = loadProxyAgent();
@@ -233,8 +239,10 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
       const tls = { rejectUnauthorized: this.tlsVerify };
       // http registries are forwarded (GET http://host/…), as Go does: many proxies allow
       // CONNECT to port 443 only. https registries are tunnelled with CONNECT; TLS to the
-      // registry inside the tunnel (requestTls) and to an https proxy (proxyTls) follow --tls-verify.
-      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, requestTls: tls, proxyTls: tls, ...(token ? { token } : {}) });
+      // registry inside the tunnel (requestTls) and to an https proxy (proxyTls) follow --tls-verify;
+      // the registry's certs.d CAs and client pair apply inside the tunnel only.
+      const requestTls = hostTls ? { ...tls, ...tlsConnectOptions(hostTls, this.env) } : tls;
+      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, requestTls, proxyTls: tls, ...(token ? { token } : {}) });
       this.viaProxy.set(key, agent);
     }
     return agent;
@@ -325,7 +333,7 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         });
       } catch (e) {
         if (body instanceof Readable) body.destroy();
-        const cc = proxy ? undefined : clientCertOf(dispatcher, current.url);
+        const cc = clientCertOf(dispatcher, current.url);
         throw withResolved(mapNetworkError(proxy ? e : alertBehind(e), current.url, proxy, cc !== undefined ? { clientCert: cc } : {}), dispatcher, current.url);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
