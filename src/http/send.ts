@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { certsDKey, type CertsD, type HostTls } from '../config/certs-d.js';
 import { FerryError } from '../errors.js';
@@ -82,6 +82,8 @@ let defaultCas: string[] | undefined;
  * node adds only to the default store, and a `ca` option replaces that store). */
 function defaultRoots(env: NodeJS.ProcessEnv): string[] {
   if (!defaultCas) {
+    // node:tls is loaded here, not at start: every command (--version too) would pay for it.
+    const { rootCertificates } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
     defaultCas = [...rootCertificates];
     const extra = env['NODE_EXTRA_CA_CERTS'];
     if (extra) {
