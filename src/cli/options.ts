@@ -28,6 +28,10 @@ export interface GlobalOptions extends CredentialFlags {
   daemonConfig?: string;
   registriesConf?: string;
   shortNameMode?: ShortNameMode;
+  certDir?: string;
+  caCert?: string;
+  clientCert?: string;
+  clientKey?: string;
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -52,6 +56,10 @@ export function addGlobalOptions(program: Command): void {
     .option('--registries-conf <file>', 'containers registries.conf to read (default: CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf, else /etc/containers/registries.conf; plus registries.conf.d drop-ins)')
     .option('--daemon-config <file>', 'docker daemon.json to read registry-mirrors and insecure-registries from (default /etc/docker/daemon.json)')
     .addOption(new Option('--short-name-mode <mode>', 'short names (alpine): enforcing (ambiguous is an error), permissive (try each search registry), disabled (docker.io only, as docker); default: registries.conf, else permissive').argParser(parseShortNameMode))
+    .option('--cert-dir <dir>', 'CA certificates (*.crt) and client pairs (*.cert + *.key) for every registry, instead of the certs.d directories (~/.config/containers/certs.d, /etc/containers/certs.d, /etc/docker/certs.d)')
+    .option('--ca-cert <file>', 'also trust this CA (PEM) for every registry of the command (added to the system roots)')
+    .option('--client-cert <file>', 'present this client certificate (PEM; with --client-key) to every registry of the command')
+    .option('--client-key <file>', 'the private key (PEM) of --client-cert')
     .option('--debug', 'log every request (secrets redacted) and show stack traces')
     .option('-v, --verbose', 'informational lines on stderr: at the end of pull, push, copy, inspect and tags, each registry\'s last seen rate-limit budget')
     .option('-q, --quiet', 'print nothing but errors (and results on stdout)')
@@ -129,5 +137,14 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (g.resolve?.length) ctx.resolve = g.resolve;
   const network = networkConfigFrom(g);
   if (network) ctx.networkConfig = network;
+  if ((g.clientCert === undefined) !== (g.clientKey === undefined)) {
+    throw new FerryError('E_USAGE', g.clientCert !== undefined ? '--client-cert needs --client-key' : '--client-key needs --client-cert');
+  }
+  if (g.certDir !== undefined || g.caCert !== undefined || g.clientCert !== undefined) {
+    ctx.tls = {
+      ...(g.certDir !== undefined ? { certDir: g.certDir } : {}), ...(g.caCert !== undefined ? { caCert: g.caCert } : {}),
+      ...(g.clientCert !== undefined ? { clientCert: g.clientCert, clientKey: g.clientKey! } : {}),
+    };
+  }
   return ctx;
 }

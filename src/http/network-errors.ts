@@ -9,7 +9,77 @@ const TLS_CODES = new Set([
   'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
   'CERT_NOT_YET_VALID', 'ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO', 'ERR_SSL_PACKET_LENGTH_TOO_LONG',
   'UNABLE_TO_GET_ISSUER_CERT', 'CERT_UNTRUSTED', 'ERR_SSL_HTTP_REQUEST',
+  ...['TLSV13_ALERT_CERTIFICATE_REQUIRED', 'SSLV3_ALERT_BAD_CERTIFICATE', 'TLSV1_ALERT_UNKNOWN_CA', 'SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+    'SSLV3_ALERT_CERTIFICATE_EXPIRED', 'SSLV3_ALERT_CERTIFICATE_REVOKED', 'SSLV3_ALERT_UNSUPPORTED_CERTIFICATE', 'TLSV1_ALERT_ACCESS_DENIED',
+    'SSLV3_ALERT_HANDSHAKE_FAILURE', 'TLSV1_ALERT_DECRYPT_ERROR'].map((a) => `ERR_SSL_${a}`),
 ]);
+
+const UNKNOWN_AUTHORITY = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_UNTRUSTED',
+]);
+
+/** The server's alerts that mean it did not accept (or did not get) a client certificate. */
+const CLIENT_CERT_ALERTS = new Set([
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', 'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR',
+]);
+
+/** What mapNetworkError knows about the connection beyond the error. */
+export interface TlsContext {
+  /** The client certificate file the connection presented, if any. */
+  clientCert?: string;
+}
+
+/** `host` for 443, else `host:port`: the certs.d directory name for the URL's host. */
+function certsDName(url: URL): string {
+  return url.port && url.port !== '443' ? url.host : url.hostname;
+}
+
+/**
+ * A certificate failure in words (unknown authority, expired, not yet valid, wrong name, client
+ * certificate required or rejected) and the flag or directory that would fix it. Pure: the
+ * table test/unit/http/tls-errors.test.ts checks.
+ */
+export function describeTlsFailure(code: string, e: unknown, url: URL, ctx: TlsContext = {}): { reason: string; hint: string } {
+  const dir = `~/.config/containers/certs.d/${certsDName(url)}/`;
+  const trust = '--tls-verify=false for a registry you trust';
+  const clientHint = `pass --client-cert FILE --client-key FILE, or put client.cert + client.key in ${dir}`;
+  if (UNKNOWN_AUTHORITY.has(code)) {
+    const why = code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ? 'self-signed certificate' : code === 'SELF_SIGNED_CERT_IN_CHAIN' ? 'self-signed certificate in the chain' : 'unable to verify the first certificate';
+    return { reason: `certificate signed by unknown authority (${why})`, hint: `put the CA in ${dir}ca.crt or pass --ca-cert FILE, or ${trust}` };
+  }
+  const cert = (e as { cert?: { valid_to?: string; valid_from?: string; subjectaltname?: string } } | undefined)?.cert;
+  if (code === 'CERT_HAS_EXPIRED') {
+    return { reason: `certificate has expired${cert?.valid_to ? ` (valid until ${cert.valid_to})` : ''}`, hint: `renew the registry's certificate or check this machine's clock, or ${trust}` };
+  }
+  if (code === 'CERT_NOT_YET_VALID') {
+    return { reason: `certificate is not yet valid${cert?.valid_from ? ` (valid from ${cert.valid_from})` : ''}`, hint: `check this machine's clock (or the registry's certificate), or ${trust}` };
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    const reason = String((e as { reason?: unknown })?.reason ?? '');
+    const names = cert?.subjectaltname ?? /altnames: (.*)$/.exec(reason)?.[1] ?? (/cert's CN: (.*)$/.exec(reason)?.[1] ? `CN ${/cert's CN: (.*)$/.exec(reason)![1]}` : undefined);
+    return {
+      reason: `certificate is for a different name${names ? ` (it names ${names})` : ''}, not ${url.hostname}`,
+      hint: `use a name the certificate has (with --resolve NAME:PORT:ADDRESS if DNS does not know it), or ${trust}`,
+    };
+  }
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || (!ctx.clientCert && (CLIENT_CERT_ALERTS.has(code) || code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE'))) {
+    return { reason: 'the registry requires a client certificate', hint: clientHint };
+  }
+  if (CLIENT_CERT_ALERTS.has(code) || code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE') {
+    return {
+      reason: `the registry rejected the client certificate ${ctx.clientCert} (${alertWords(code)})`,
+      hint: `use a client certificate issued by a CA the registry trusts: ${clientHint}`,
+    };
+  }
+  return { reason: code, hint: `put the CA in ${dir}ca.crt or pass --ca-cert FILE, or ${trust}` };
+}
+
+function alertWords(code: string): string {
+  return code.replace(/^ERR_SSL_(SSLV3|TLSV1|TLSV13)_ALERT_/, '').toLowerCase().replace(/_/g, ' ');
+}
 
 /** True when the server answered TLS with plain HTTP (the classic "http vs https" mistake). */
 export function isPlainHttpAnswer(e: unknown): boolean {
@@ -55,7 +125,7 @@ function proxyRefusal(e: unknown): number | undefined {
 
 /** Maps a thrown transport error to a FerryError (E_TLS / E_NETWORK), naming the host, and the
  * proxy when the request went through one (`proxy`: credentials are never shown). */
-export function mapNetworkError(e: unknown, url: URL, proxy?: URL): unknown {
+export function mapNetworkError(e: unknown, url: URL, proxy?: URL, ctx: TlsContext = {}): unknown {
   if ((e as { name?: string }).name === 'FerryError') return e;
   if (proxy) {
     const mapped = mapProxyError(e, url, proxy);
@@ -70,10 +140,10 @@ export function mapNetworkError(e: unknown, url: URL, proxy?: URL): unknown {
         cause: e, url: redactUrl(url), hint: 'the registry speaks plain http: pass --plain-http',
       });
     }
-    return new FerryError('E_TLS', `TLS verification failed for ${where}: ${code}`, {
-      cause: e, url: redactUrl(url),
-      hint: 'trust its CA with NODE_EXTRA_CA_CERTS=/path/ca.pem, or pass --tls-verify=false for a registry you trust',
-    });
+    const { reason, hint } = describeTlsFailure(code, e, url, ctx);
+    // The server refusing our (missing) client certificate is not a verification failure on our side.
+    const lead = reason.startsWith('the registry ') ? `TLS handshake with ${where} failed` : `TLS verification failed for ${where}`;
+    return new FerryError('E_TLS', `${lead}: ${reason}${reason === code ? '' : ` (${code})`}`, { cause: e, url: redactUrl(url), hint });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new FerryError('E_NETWORK', `cannot resolve host ${url.hostname}`, { cause: e, url: redactUrl(url), hint: 'check the registry name and your DNS/proxy settings' });

@@ -39,6 +39,16 @@ export function schemeMiddleware(settings: HostSettings, registryHost: string): 
   };
 }
 
+/**
+ * The settings of an "insecure" registry as podman and docker mean it (registries.conf
+ * `insecure = true`, daemon.json `insecure-registries`): https without certificate verification,
+ * then plain http if the server does not speak TLS (the `auto` walk above). The session reports
+ * each such host once on stderr.
+ */
+export function insecureHostSettings(): HostSettings {
+  return { scheme: 'auto', tlsVerify: false, insecure: true };
+}
+
 export function assertSchemeAllowed(url: URL): void {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new FerryError('E_BAD_REFERENCE', `unsupported URL scheme ${url.protocol}`);

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { certsDKey, type CertsD, type HostTls } from '../config/certs-d.js';
 import { FerryError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
 import { headerValue, type HttpRequest, type HttpResponse, type Send } from './types.js';
@@ -34,21 +37,110 @@ export interface DispatcherOptions {
   resolve?: readonly ResolveRule[];
   /** --debug: told once per rule used. */
   debug?: (line: string) => void;
+  /** Per-host CAs and client certificates (flags + certs.d); unset or inactive = the defaults. */
+  tls?: CertsD;
+}
+
+/** A dispatcher with per-host TLS: the client certificate a connection to this URL presents. */
+interface ClientCertAware {
+  clientCertFor(url: URL): string | undefined;
 }
 
 type ConnectFn = ReturnType<ReturnType<typeof loadBuildConnector>>;
 type ConnectOpts = Parameters<ConnectFn>[0];
 
 /**
- * undici's own connector with the --resolve rules applied: a matching HOST:PORT connects to the
- * rule's address instead, with the TLS server name (SNI and the name the certificate is checked
- * against) still HOST; undici writes the Host header from the request origin, which is unchanged.
+ * TLS alerts a server sent on an established connection, by local address:port. A TLS 1.3
+ * server checks the client certificate after the client's handshake is done, so its refusal
+ * ("bad certificate", "certificate required") arrives as a socket error that undici reports only
+ * as "other side closed"; createSend looks the alert up by the SocketError's local port.
  */
-function resolvingConnect(rules: readonly ResolveRule[], rejectUnauthorized: boolean, used: Set<string>, debug?: (line: string) => void): ConnectFn {
-  const base = loadBuildConnector()({ rejectUnauthorized });
-  return (opts: ConnectOpts, callback) => {
+const alerts = new Map<string, Error>();
+
+function watchAlerts(socket: import('node:net').Socket): void {
+  const key = `${socket.localAddress}:${socket.localPort}`;
+  socket.on('error', (e: Error & { code?: string }) => {
+    if (!e.code?.startsWith('ERR_SSL_')) return;
+    if (alerts.size > 64) alerts.clear();
+    alerts.set(key, e);
+  });
+}
+
+/** The TLS alert behind an undici "other side closed", if the server sent one. */
+function alertBehind(e: unknown): unknown {
+  const info = (e as { code?: string; socket?: { localAddress?: string; localPort?: number } } | null);
+  if (info?.code !== 'UND_ERR_SOCKET' || !info.socket) return e;
+  const key = `${info.socket.localAddress}:${info.socket.localPort}`;
+  const alert = alerts.get(key);
+  if (!alert) return e;
+  alerts.delete(key);
+  return alert;
+}
+
+let defaultCas: string[] | undefined;
+/** The roots a connection with extra CAs must keep: node's bundle plus NODE_EXTRA_CA_CERTS (which
+ * node adds only to the default store, and a `ca` option replaces that store). */
+function defaultRoots(env: NodeJS.ProcessEnv): string[] {
+  if (!defaultCas) {
+    // node:tls is loaded here, not at start: every command (--version too) would pay for it.
+    const { rootCertificates } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
+    defaultCas = [...rootCertificates];
+    const extra = env['NODE_EXTRA_CA_CERTS'];
+    if (extra) {
+      try {
+        defaultCas.push(readFileSync(extra, 'utf8'));
+      } catch {
+        // node already warned at start
+      }
+    }
+  }
+  return defaultCas;
+}
+
+function tlsConnectOptions(t: HostTls, env: NodeJS.ProcessEnv): { ca?: string[]; cert?: string; key?: string } {
+  return {
+    ...(t.ca.length ? { ca: [...defaultRoots(env), ...t.ca] } : {}),
+    ...(t.cert !== undefined && t.key !== undefined ? { cert: t.cert, key: t.key } : {}),
+  };
+}
+
+/**
+ * undici's own connector with the --resolve rules and the per-host TLS settings applied. TLS
+ * settings are chosen by the destination HOST:PORT (one undici connector per host that has any,
+ * so its TLS session cache stays per host). A --resolve match connects to the rule's address
+ * instead, with the TLS server name (SNI and the name the certificate is checked against) still
+ * HOST; undici writes the Host header from the request origin, which is unchanged.
+ */
+function customConnect(rules: readonly ResolveRule[], tls: CertsD | undefined, env: NodeJS.ProcessEnv, rejectUnauthorized: boolean, used: Set<string>, debug?: (line: string) => void): ConnectFn {
+  const build = loadBuildConnector();
+  const plain = build({ rejectUnauthorized });
+  const perHost = new Map<string, ConnectFn>();
+  const baseFor = (hostname: string, port: number, protocol: string): ConnectFn => {
+    if (!tls || protocol !== 'https:') return plain;
+    const key = certsDKey(hostname, port);
+    let c = perHost.get(key);
+    if (!c) {
+      const t = tls.forHost(key);
+      if (t) debug?.(`tls ${key}: ${[...t.caFiles.map((f) => `CA ${f}`), ...(t.certFile ? [`client certificate ${t.certFile}`] : [])].join(', ')}`);
+      c = t ? build({ rejectUnauthorized, ...tlsConnectOptions(t, env) }) : plain;
+      perHost.set(key, c);
+    }
+    return c;
+  };
+  return (opts: ConnectOpts, cb) => {
     const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
-    const rule = matchResolve(rules, opts.hostname, port);
+    const callback: typeof cb = opts.protocol === 'https:' ? (err, socket) => {
+      if (socket) watchAlerts(socket);
+      cb(err as Error, socket as never);
+    } : cb;
+    let base: ConnectFn;
+    try {
+      base = baseFor(opts.hostname, port, opts.protocol);
+    } catch (e) {
+      callback(e as Error, null);
+      return;
+    }
+    const rule = rules.length ? matchResolve(rules, opts.hostname, port) : undefined;
     if (!rule) return base(opts, callback);
     const to = rule.addressPort ?? port;
     if (!used.has(rule.spec + opts.hostname)) {
@@ -71,9 +163,24 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   const Agent = loadAgent();
   const rules = opts.resolve ?? [];
   const used = new Set<string>();
-  const connect = (rejectUnauthorized: boolean) => (rules.length ? resolvingConnect(rules, rejectUnauthorized, used, opts.debug) : { rejectUnauthorized });
+  const tls = opts.tls?.active ? opts.tls : undefined;
+  // Always ferry's connector (undici's own, built as undici would, plus the alert watch): the
+  // per-host TLS and --resolve parts cost nothing when there are none.
+  const connect = (rejectUnauthorized: boolean) => customConnect(rules, tls, env, rejectUnauthorized, used, opts.debug);
   const verify = new Agent({ ...COMMON, connect: connect(true) });
   const noVerify = new Agent({ ...COMMON, connect: connect(false) });
+  if (tls) {
+    // For error messages: whether a TLS failure happened with a client certificate, and which.
+    const clientCertFor = (url: URL): string | undefined => {
+      if (url.protocol !== 'https:') return undefined;
+      try {
+        return tls.forHost(certsDKey(url.hostname, Number(url.port) || 443))?.certFile;
+      } catch {
+        return undefined;
+      }
+    };
+    for (const a of [verify, noVerify]) Object.defineProperty(a, 'clientCertFor', { value: clientCertFor });
+  }
   if (rules.length) {
     // For error messages: a failure to connect names the address --resolve sent it to.
     const resolvedFor = (url: URL): string | undefined => {
@@ -85,7 +192,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   }
   const proxies = proxyEnv(env);
   if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
-  const routers = [new ProxyRouter(proxies, verify, true), new ProxyRouter(proxies, noVerify, false)] as const;
+  const routers = [new ProxyRouter(proxies, verify, true, tls, env), new ProxyRouter(proxies, noVerify, false, tls, env)] as const;
   return {
     verify: routers[0] as unknown as Dispatcher,
     noVerify: routers[1] as unknown as Dispatcher,
@@ -93,10 +200,13 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   };
 }
 
-class ProxyRouter implements ProxyAware, ResolveAware {
+class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
   private readonly viaProxy = new Map<string, Dispatcher>();
 
-  constructor(private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean) {}
+  constructor(
+    private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean,
+    private readonly tls?: CertsD, private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
 
   proxyFor(url: URL): URL | undefined {
     return proxyFor(this.cfg, url);
@@ -106,13 +216,20 @@ class ProxyRouter implements ProxyAware, ResolveAware {
     return this.proxyFor(url) ? undefined : resolvedOf(this.direct, url);
   }
 
-  request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-    const proxy = this.proxyFor(new URL(String(opts.origin)));
-    return (proxy ? this.agentFor(proxy) : this.direct).request(opts);
+  clientCertFor(url: URL): string | undefined {
+    return clientCertOf(this.direct, url);
   }
 
-  private agentFor(proxy: URL): Dispatcher {
-    const key = proxy.href;
+  request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+    const proxy = this.proxyFor(new URL(String(opts.origin)));
+    return (proxy ? this.agentFor(proxy, new URL(String(opts.origin))) : this.direct).request(opts);
+  }
+
+  /** One ProxyAgent per proxy and, for https registries with per-host TLS (certs.d, flags), per
+   * registry host: the TLS inside the tunnel is the registry's own. */
+  private agentFor(proxy: URL, target: URL): Dispatcher {
+    const hostTls = this.tls && target.protocol === 'https:' ? this.tls.forHost(certsDKey(target.hostname, Number(target.port) || 443)) : undefined;
+    const key = hostTls ? `${proxy.href} ${certsDKey(target.hostname, Number(target.port) || 443)}` : proxy.href;
     let agent = this.viaProxy.get(key);
     if (!agent) {
       const ProxyAgent = loadProxyAgent();
@@ -124,8 +241,10 @@ class ProxyRouter implements ProxyAware, ResolveAware {
       const tls = { rejectUnauthorized: this.tlsVerify };
       // http registries are forwarded (GET http://host/…), as Go does: many proxies allow
       // CONNECT to port 443 only. https registries are tunnelled with CONNECT; TLS to the
-      // registry inside the tunnel (requestTls) and to an https proxy (proxyTls) follow --tls-verify.
-      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, requestTls: tls, proxyTls: tls, ...(token ? { token } : {}) });
+      // registry inside the tunnel (requestTls) and to an https proxy (proxyTls) follow --tls-verify;
+      // the registry's certs.d CAs and client pair apply inside the tunnel only.
+      const requestTls = hostTls ? { ...tls, ...tlsConnectOptions(hostTls, this.env) } : tls;
+      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, requestTls, proxyTls: tls, ...(token ? { token } : {}) });
       this.viaProxy.set(key, agent);
     }
     return agent;
@@ -158,6 +277,11 @@ function withResolved(e: unknown, d: Dispatcher | undefined, url: URL): unknown 
     ...(e.hint !== undefined ? { hint: e.hint } : {}), ...(e.status !== undefined ? { status: e.status } : {}),
     ...(e.url !== undefined ? { url: e.url } : {}), registryCodes: e.registryCodes, cause: e.cause ?? e,
   });
+}
+
+function clientCertOf(d: Dispatcher | undefined, url: URL): string | undefined {
+  const cf = d ? (d as unknown as Partial<ClientCertAware>).clientCertFor : undefined;
+  return typeof cf === 'function' ? cf.call(d, url) : undefined;
 }
 
 function proxyOf(d: Dispatcher, url: URL): URL | undefined {
@@ -211,7 +335,8 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
         });
       } catch (e) {
         if (body instanceof Readable) body.destroy();
-        throw withResolved(mapNetworkError(e, current.url, proxy), dispatcher, current.url);
+        const cc = clientCertOf(dispatcher, current.url);
+        throw withResolved(mapNetworkError(proxy ? e : alertBehind(e), current.url, proxy, cc !== undefined ? { clientCert: cc } : {}), dispatcher, current.url);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
       if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {

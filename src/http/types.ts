@@ -55,6 +55,9 @@ export interface HostSettings {
   /** 'https' (default), 'http' (--plain-http), or 'auto' (loopback: https, then http, as docker). */
   scheme: 'https' | 'http' | 'auto';
   tlsVerify: boolean;
+  /** "insecure" as podman/docker mean it (registries.conf, daemon.json): https without
+   * verification (tlsVerify false), then plain http (scheme 'auto'). Set by the session. */
+  insecure?: boolean;
 }
 
 export function headerValue(h: Record<string, string | string[] | undefined>, name: string): string | undefined {

@@ -1,4 +1,5 @@
 import { resolveFromAuthfile } from '../auth/authfile.js';
+import { CertsD, type TlsOptions } from '../config/certs-d.js';
 import { ANONYMOUS, credentialSecrets, type Credential, type CredentialBinding, type CredentialSide } from '../auth/credential.js';
 import { resolveCredential } from '../auth/keychain.js';
 import { TokenCache } from '../auth/token-cache.js';
@@ -8,7 +9,7 @@ import { authMiddleware, type AuthEvent } from '../http/auth.js';
 import { compose } from '../http/compose.js';
 import { loggingMiddleware } from '../http/logging.js';
 import { retryMiddleware } from '../http/retry.js';
-import { schemeMiddleware } from '../http/scheme.js';
+import { insecureHostSettings, schemeMiddleware } from '../http/scheme.js';
 import type { ResolveRule } from '../http/resolve.js';
 import type { NetworkConfigOptions } from '../config/index.js';
 import { createDispatchers, createSend, type Dispatchers } from '../http/send.js';
@@ -51,6 +52,12 @@ export interface SessionOptions {
   resolve?: readonly ResolveRule[];
   /** --mirror, --no-mirrors, --registries-conf, --daemon-config, --short-name-mode (config explain; the pull path later). */
   networkConfig?: NetworkConfigOptions;
+  /** --cert-dir, --ca-cert, --client-cert/--client-key; certs.d directories are read either way. */
+  tls?: TlsOptions;
+  /** Registries that are "insecure" as podman/docker mean it (registries.conf `insecure`,
+   * daemon.json `insecure-registries`): https without certificate verification, then plain http.
+   * Asked with the registry host as written in references (`host[:port]`). */
+  insecureHosts?: (host: string) => boolean;
 }
 
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -74,18 +81,32 @@ export class Session {
   /** One scheme choice per registry host, shared by that host's clients (one https probe). */
   private readonly schemes = new Map<string, Middleware>();
   private keychain: Promise<OsKeychain> | undefined;
+  /** Insecure registries already reported on stderr (once per host). */
+  private readonly insecureWarned = new Set<string>();
+  /** Hosts registries.conf / daemon.json / an http:// mirror call insecure (learnt from endpoint plans). */
+  private readonly insecureByConfig = new Set<string>();
   /** The rate limits the registries of this session announced (latest per registry). */
   readonly rateLimits: RateLimitLog;
 
   constructor(readonly opts: SessionOptions) {
     this.rateLimits = opts.rateLimits ?? new RateLimitLog();
-    this.dispatchers = createDispatchers(process.env, { ...(opts.resolve ? { resolve: opts.resolve } : {}), ...(opts.debug ? { debug: opts.debug } : {}) });
+    const certs = new CertsD(opts.tls ?? {}, opts.env ?? process.env);
+    this.dispatchers = createDispatchers(process.env, {
+      ...(opts.resolve ? { resolve: opts.resolve } : {}), ...(opts.debug ? { debug: opts.debug } : {}), ...(certs.active ? { tls: certs } : {}),
+    });
     for (const b of opts.credentials ?? []) credentialSecrets(b.credential).forEach((s) => this.secrets.add(s));
   }
 
   hostSettings(ref: ImageReference): HostSettings {
     const tlsVerify = this.opts.tlsVerify ?? true;
     if (this.opts.plainHttp) return { scheme: 'http', tlsVerify };
+    if (this.opts.insecureHosts?.(ref.registry) || this.insecureByConfig.has(ref.registry)) {
+      if (!this.insecureWarned.has(ref.registry)) {
+        this.insecureWarned.add(ref.registry);
+        this.opts.warn?.(`${ref.registry}: insecure registry: TLS certificates are not verified`);
+      }
+      return insecureHostSettings();
+    }
     return { scheme: isLoopbackRegistry(ref.registry) ? 'auto' : 'https', tlsVerify };
   }
 
@@ -196,6 +217,7 @@ export class Session {
       operation, ...(n.mirrors ? { extraMirrors: n.mirrors } : {}), ...(n.noMirrors ? { noMirrors: true } : {}),
     });
     if (plan.endpoints.length === 0) throw blockedError(ref, plan.blocked ?? { file: 'registries.conf', line: 0 }, plan);
+    for (const e of plan.endpoints) if (e.insecure) this.insecureByConfig.add(e.registry);
     return plan;
   }
 

@@ -70,6 +70,7 @@ export function openDestination(loc: Location, session: Session, opts: Destinati
     case 'docker':
       return new RegistryDestination(session.registry(loc.ref, 'destination').repository(loc.ref.repository), {
         ref: loc.ref,
+        preflight: async () => void (await session.endpoints(loc.ref, 'push')),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
       });

@@ -10,6 +10,8 @@ import { verifyBytes } from '../util/verify-stream.js';
 import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, PutBlobOptions, PutBlobResult, TransferPlan } from './types.js';
 
 export interface RegistryDestinationOptions {
+  /** Checked before anything is sent (the registry is not blocked by registries.conf). */
+  preflight?: () => Promise<void>;
   /** Where the image goes; its tag names the root unless the engine passes `names.tags`. */
   ref: ImageReference;
   /** Forces chunked uploads with chunks of this size (see uploadBlob). */
@@ -51,6 +53,8 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async prepare(plan: TransferPlan): Promise<void> {
+    // registries.conf may block the destination (E_BLOCKED before any blob moves).
+    await this.opts.preflight?.();
     this.mountFrom.push(...(plan.origins ?? []));
   }
 

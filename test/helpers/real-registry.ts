@@ -21,6 +21,9 @@
  * - HTTPS modes expose `caFile` (for NODE_EXTRA_CA_CERTS) and `certDir` (a
  *   dir containing only ca.crt, for skopeo --src/--dest-cert-dir). `tlsNames`
  *   adds DNS names to the server certificate (another name for 127.0.0.1).
+ * - `mtls: true` (https): distribution's `http.tls.clientcas` = the harness CA, which makes
+ *   it require and verify client certificates (Go's RequireAndVerifyClientCert). A client
+ *   pair from that CA is issued and exposed as `clientCert` (the startup probe uses it).
  * - `logFile` receives the registry's stdout+stderr; read it BEFORE stop().
  * - stop() is idempotent: SIGTERM (SIGKILL after 5 s), waits for exit, stops
  *   the token server and removes all temp dirs. If the test process exits
@@ -41,7 +44,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTempDir, onProcessExit, parentDeathCommand } from './binaries.js';
-import { makeServerTls, type TlsFiles } from './tls.js';
+import { issueCert, makeServerTls, type TlsFiles } from './tls.js';
 import { DEFAULT_USERS, startTokenServer, TOKEN_ISSUER, TOKEN_SERVICE, type TokenServer } from './token-server.js';
 
 export type RegistryMode = 'open' | 'htpasswd' | 'htpasswd-tls' | 'token';
@@ -52,6 +55,7 @@ export interface RealRegistry {
   mode: RegistryMode;
   caFile?: string; // CA PEM (https modes)
   certDir?: string; // dir containing ca.crt (https modes)
+  clientCert?: { cert: string; key: string }; // mtls: a pair the registry accepts
   users: Record<string, string>; // user → password ({} in open mode)
   storageDir: string;
   logFile: string;
@@ -67,6 +71,8 @@ export interface StartRegistryOptions {
   tlsNames?: string[];
   /** htpasswd modes: these users (user → password) instead of alice. */
   htpasswdUsers?: Record<string, string>;
+  /** https, requiring client certificates issued by the harness CA (implies tls). */
+  mtls?: boolean;
   /** token mode: trust this issuer and announce this realm instead of starting a token server. */
   tokenAuth?: TokenAuthConfig;
   /**
@@ -121,10 +127,10 @@ export function bcryptHash(password: string): Promise<string> {
 }
 
 /** One GET /v2/ probe; resolves the status code, rejects on network error. */
-function probe(url: string, ca?: Buffer): Promise<number> {
+function probe(url: string, ca?: Buffer, client?: { cert: string; key: string }): Promise<number> {
   return new Promise((resolve, reject) => {
     const u = new URL('/v2/', url);
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', ca, timeout: 2_000 }, (res) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', ca, timeout: 2_000, ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -135,7 +141,7 @@ function probe(url: string, ca?: Buffer): Promise<number> {
 }
 
 function yamlConfig(o: {
-  port: number; storageDir: string; tls?: TlsFiles; htpasswd?: string; token?: TokenAuthConfig;
+  port: number; storageDir: string; tls?: TlsFiles; htpasswd?: string; token?: TokenAuthConfig; clientCas?: string[];
   proxy?: { remoteUrl: string; username?: string; password?: string };
 }): string {
   const q = (s: string): string => JSON.stringify(s); // JSON strings are valid YAML scalars
@@ -159,6 +165,7 @@ function yamlConfig(o: {
     '    X-Content-Type-Options: [nosniff]',
   ];
   if (o.tls) lines.push('  tls:', `    certificate: ${q(o.tls.serverCert)}`, `    key: ${q(o.tls.serverKey)}`);
+  if (o.tls && o.clientCas?.length) lines.push('    clientcas:', ...o.clientCas.map((c) => `      - ${q(c)}`));
   if (o.htpasswd) lines.push('auth:', '  htpasswd:', '    realm: "ferry-test-realm"', `    path: ${q(o.htpasswd)}`);
   if (o.token) {
     lines.push(
@@ -185,8 +192,11 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
   const temp = makeTempDir(`registry-${mode}`);
   let tokenServer: TokenServer | undefined;
   try {
-    const useTls = mode === 'htpasswd-tls' || opts.tls === true;
+    const useTls = mode === 'htpasswd-tls' || opts.tls === true || opts.mtls === true;
     const tls = useTls ? await makeServerTls(join(temp.path, 'tls'), opts.tlsNames) : undefined;
+    const clientCert = tls && opts.mtls
+      ? await issueCert({ dir: tls.dir, caCert: tls.caCert, caKey: tls.caKey }, { name: 'client', usage: 'client' })
+      : undefined;
     const storageDir = join(temp.path, 'storage');
     await mkdir(storageDir, { recursive: true });
     let users: Record<string, string> = {};
@@ -211,7 +221,7 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
       const port = await freePort();
       const configFile = join(temp.path, 'config.yml');
       const logFile = join(temp.path, `registry-${attempt}.log`);
-      await writeFile(configFile, yamlConfig({ port, storageDir, tls, htpasswd, token: tokenAuth, ...(opts.proxy ? { proxy: opts.proxy } : {}) }));
+      await writeFile(configFile, yamlConfig({ port, storageDir, tls, htpasswd, token: tokenAuth, ...(opts.proxy ? { proxy: opts.proxy } : {}), ...(clientCert ? { clientCas: [tls!.caCert] } : {}) }));
       const env: NodeJS.ProcessEnv = {};
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_')) env[k] = v;
       if (opts.proxy?.caFile) env['SSL_CERT_FILE'] = opts.proxy.caFile;
@@ -234,7 +244,7 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
       const deadline = Date.now() + STARTUP_TIMEOUT_MS;
       let ready = false;
       while (!exited && Date.now() < deadline) {
-        const status = await probe(url, ca).catch(() => 0);
+        const status = await probe(url, ca, clientCert).catch(() => 0);
         if (status === 200 || status === 401) { ready = true; break; }
         await sleep(50);
       }
@@ -252,7 +262,7 @@ export async function startRegistry(mode: RegistryMode, opts: StartRegistryOptio
       const ts = tokenServer;
       return {
         host, url, mode, users, storageDir, logFile, configFile, tokenServer: ts,
-        caFile: tls?.caCert, certDir: tls?.certDir,
+        caFile: tls?.caCert, certDir: tls?.certDir, ...(clientCert ? { clientCert } : {}),
         stop() {
           stopped ??= (async () => {
             if (!exited) {

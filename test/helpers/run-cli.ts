@@ -32,6 +32,7 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
     // /etc/containers/registries.conf (+ drop-ins) and /etc/docker/daemon.json of this machine
     // are not the test's: ferry reads /etc below this root instead.
     FERRY_SYSCONF_ROOT: '/nonexistent-ferry-test-sysconf',
+    FERRY_SYSTEM_CERTS_D: '', // nor its /etc/{containers,docker}/certs.d
     NO_COLOR: '1',
   };
   for (const [k, v] of Object.entries(opts.env ?? {})) {

@@ -7,6 +7,11 @@
  * - issueCert(ca, {name, usage}): RSA-2048 leaf signed by `ca`.
  *   usage 'server': SAN IP:127.0.0.1, IP:::1, DNS:localhost (+ DNS:<each of
  *   `dnsNames`), EKU serverAuth.
+ *   usage 'client': EKU clientAuth, SAN DNS:<commonName> (an mTLS client: the
+ *   registry's `http.tls.clientcas`).
+ *   `sans` replaces the server SANs (e.g. ['DNS:wrong.example'] for a wrong-name test);
+ *   `notBefore`/`notAfter` (Date) set the validity (expired / not-yet-valid certificates;
+ *   issued with `openssl ca`, which alone takes explicit dates in OpenSSL 3.0).
  *   usage 'signing': digitalSignature only (JWT signing cert for the token
  *   server; distribution verifies the JWT's x5c chain against its
  *   rootcertbundle, which is the CA cert).
@@ -24,7 +29,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir } from './binaries.js';
 
@@ -63,7 +68,7 @@ export function openssl(args: string[], cwd: string): Promise<string> {
 
 const SERVER_SANS = 'IP:127.0.0.1,IP:::1,DNS:localhost';
 
-function config(cn: string, dnsNames: readonly string[] = []): string {
+function config(cn: string, dnsNames: readonly string[] = [], sans?: readonly string[]): string {
   // A self-contained config so the system openssl.cnf cannot interfere.
   return [
     '[req]',
@@ -80,7 +85,14 @@ function config(cn: string, dnsNames: readonly string[] = []): string {
     'basicConstraints = critical,CA:FALSE',
     'keyUsage = critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage = serverAuth',
-    `subjectAltName = ${[SERVER_SANS, ...dnsNames.map((n) => `DNS:${n}`)].join(',')}`,
+    `subjectAltName = ${sans ? sans.join(',') : [SERVER_SANS, ...dnsNames.map((n) => `DNS:${n}`)].join(',')}`,
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+    '[v3_client]',
+    'basicConstraints = critical,CA:FALSE',
+    'keyUsage = critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage = clientAuth',
+    `subjectAltName = DNS:${cn}`,
     'subjectKeyIdentifier = hash',
     'authorityKeyIdentifier = keyid',
     '[v3_signing]',
@@ -116,20 +128,42 @@ export async function makeTestCa(dir: string, name = 'ca', keyType: KeyType = 'r
 /** Issue a leaf cert signed by `ca`, written next to the CA files. */
 export async function issueCert(
   ca: TestCa,
-  opts: { name: string; usage: 'server' | 'signing'; commonName?: string; dnsNames?: readonly string[]; keyType?: KeyType },
+  opts: {
+    name: string; usage: 'server' | 'signing' | 'client'; commonName?: string; dnsNames?: readonly string[]; keyType?: KeyType;
+    sans?: readonly string[]; notBefore?: Date; notAfter?: Date;
+  },
 ): Promise<IssuedCert> {
   const { dir } = ca;
   const cnf = join(dir, `${opts.name}.cnf`);
-  const cn = opts.commonName ?? (opts.usage === 'server' ? 'localhost' : 'ferry-test-token-signer');
-  await writeFile(cnf, config(cn, opts.dnsNames));
+  const cn = opts.commonName ?? (opts.usage === 'server' ? 'localhost' : opts.usage === 'client' ? 'ferry-test-client' : 'ferry-test-token-signer');
+  await writeFile(cnf, config(cn, opts.dnsNames, opts.sans));
   const key = join(dir, `${opts.name}.key`);
   const csr = join(dir, `${opts.name}.csr`);
   const cert = join(dir, `${opts.name}.crt`);
+  const ext = opts.usage === 'server' ? 'v3_server' : opts.usage === 'client' ? 'v3_client' : 'v3_signing';
   await openssl(['req', '-new', ...newKey(opts.keyType ?? 'rsa'), '-nodes', '-keyout', key, '-out', csr, '-config', cnf], dir);
+  if (opts.notBefore || opts.notAfter) {
+    const day = 86_400_000;
+    const asn1 = (d: Date): string => `${d.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
+    const db = join(dir, `${opts.name}.db`);
+    const serial = join(dir, `${opts.name}.serial`);
+    await writeFile(db, '');
+    await writeFile(serial, `${randomBytes(8).toString('hex')}\n`);
+    // `openssl ca` (the only OpenSSL 3.0 command taking explicit dates) wants a CA section.
+    await appendFile(cnf, ['[ca]', 'default_ca = ferry_ca', '[ferry_ca]', `database = ${db}`, `new_certs_dir = ${dir}`, `serial = ${serial}`,
+      'default_md = sha256', 'policy = ferry_policy', 'unique_subject = no', 'copy_extensions = none', '[ferry_policy]', 'commonName = supplied', ''].join('\n'));
+    await openssl(
+      ['ca', '-batch', '-config', cnf, '-cert', ca.caCert, '-keyfile', ca.caKey, '-in', csr, '-out', cert, '-notext',
+        '-startdate', asn1(opts.notBefore ?? new Date(Date.now() - day)), '-enddate', asn1(opts.notAfter ?? new Date(Date.now() + 2 * day)),
+        '-extensions', ext],
+      dir,
+    );
+    return { cert, key };
+  }
   await openssl(
     ['x509', '-req', '-in', csr, '-CA', ca.caCert, '-CAkey', ca.caKey,
       '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2',
-      '-extfile', cnf, '-extensions', opts.usage === 'server' ? 'v3_server' : 'v3_signing', '-out', cert],
+      '-extfile', cnf, '-extensions', ext, '-out', cert],
     dir,
   );
   return { cert, key };

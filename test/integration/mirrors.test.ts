@@ -112,6 +112,11 @@ describe.skipIf(!has)('mirrors: a real pull-through cache in front of a real tok
     const blocked = conf(`[[registry]]\nprefix = "${origin.host}"\nlocation = "${origin.host}"\nblocked = true\n`);
     const r = await runCli(['pull', `${origin.host}/team/app:v1`, `oci:${join(work.path, 'out-blocked')}:v1`], { env: blocked });
     expectFailure(r, 9, new RegExp(`registries-${n}\\.conf:4`));
+    // a push to it too, before anything is sent
+    const before = readFileSync(origin.logFile, 'utf8').length;
+    const p = await runCli(['push', '--creds', `alice:${origin.users['alice']!}`, `oci:${join(work.path, 'src')}:v1`, `${origin.host}/team/blocked:v1`], { env: blocked });
+    expectFailure(p, 9, new RegExp(`registries-${n}\\.conf:4`));
+    expect(readFileSync(origin.logFile, 'utf8').slice(before)).not.toContain('/team/blocked/');
   });
 
   it('with the origin stopped, the cached image still pulls through the mirror', async () => {

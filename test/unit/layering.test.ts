@@ -17,7 +17,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   ref: ['oci'],
   config: ['util', 'oci', 'ref'],
   auth: ['util', 'ref'],
-  http: ['util', 'oci', 'ref', 'auth'],
+  http: ['util', 'oci', 'ref', 'auth', 'config'],
   registry: ['http', 'auth', 'config', 'ref', 'oci', 'util'],
   archive: ['oci', 'ref', 'util'],
   transports: ['registry', 'archive', 'http/network-errors.ts', 'config', 'oci', 'ref', 'util'],

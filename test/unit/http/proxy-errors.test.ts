@@ -31,7 +31,7 @@ describe('mapNetworkError with a proxy', () => {
     ['https proxy with a bad certificate', undiciError('SecureProxyConnectionError', 'UND_ERR_PRX_TLS', 'Secure Proxy Connection failed', sysError('ERR_TLS_CERT_ALTNAME_INVALID')), HTTPS,
       'E_TLS', 'TLS verification failed for proxy http://***@proxy.corp:3128 (HTTPS_PROXY): ERR_TLS_CERT_ALTNAME_INVALID', /NODE_EXTRA_CA_CERTS/],
     ['registry TLS inside the tunnel', sysError('DEPTH_ZERO_SELF_SIGNED_CERT'), HTTPS,
-      'E_TLS', 'TLS verification failed for https://registry.example via proxy http://***@proxy.corp:3128: DEPTH_ZERO_SELF_SIGNED_CERT', /tls-verify/],
+      'E_TLS', 'TLS verification failed for https://registry.example via proxy http://***@proxy.corp:3128: certificate signed by unknown authority (self-signed certificate) (DEPTH_ZERO_SELF_SIGNED_CERT)', /tls-verify/],
   ])('%s', (_n, err, url, code, message, hint) => {
     const e = mapNetworkError(err, url, PROXY) as { code: string; message: string; hint?: string };
     expect(e.code).toBe(code);
