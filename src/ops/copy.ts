@@ -5,7 +5,7 @@ import { PlatformSubsetSource } from '../copy/platform-subset.js';
 import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Platform } from '../oci/platform.js';
-import { formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
+import { formatLocation, openDestination, openSource, parseLocation, servedByOf, type Location } from '../transports/index.js';
 import { fullReference, referenceOf } from '../transports/layout-names.js';
 import type { ImageNames, ImageSource } from '../transports/types.js';
 import { type OpContext, withSession } from './context.js';
@@ -32,6 +32,8 @@ export interface DigestChange {
 
 export interface CopyOpResult extends CopyResult {
   source: string;
+  /** digest → endpoint (mirror or origin) that served it, when mirrors or a rewrite were configured. */
+  servedBy?: Record<string, string>;
   destination: string;
   changes: DigestChange[];
   ms: number;
@@ -48,7 +50,8 @@ export async function copy(source: string, destination: string, opts: CopyOption
   const dst = parseLocation(destination);
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
-    let reader: ImageSource = openSource(src, session);
+    const opened: ImageSource = openSource(src, session);
+    let reader: ImageSource = opened;
     const platforms = opts.platforms ?? [];
     const subset = platforms.length > 1 ? new PlatformSubsetSource(reader, platforms) : undefined;
     if (subset) reader = subset;
@@ -75,7 +78,8 @@ export async function copy(source: string, destination: string, opts: CopyOption
     if (compress?.report.manifest) changes.push({ reason: 'compression', ...compress.report.manifest });
     // sourceRoot is what the source location itself resolved to, before any rewrite.
     const sourceRoot = subset?.changed?.from ?? compress?.report.manifest?.from ?? result.sourceRoot;
-    return { ...result, sourceRoot, source: formatLocation(src), destination: formatLocation(dst), changes, ms: performance.now() - t0 };
+    const served = servedByOf(opened);
+    return { ...result, sourceRoot, source: formatLocation(src), destination: formatLocation(dst), changes, ...(served ? { servedBy: served } : {}), ms: performance.now() - t0 };
   });
 }
 

@@ -3,7 +3,7 @@ import type { CopyEvent } from '../copy/events.js';
 import { FerryError } from '../errors.js';
 import { hostPlatform, type Platform } from '../oci/platform.js';
 import type { ImageReference } from '../ref/index.js';
-import { destinationCapabilities, formatLocation, openDestination, openSource, parseLocation, type Location } from '../transports/index.js';
+import { destinationCapabilities, formatLocation, openDestination, openSource, parseLocation, servedByOf, type Location } from '../transports/index.js';
 import { fullReference } from '../transports/layout-names.js';
 import type { ImageNames } from '../transports/types.js';
 import { prewarmFileHashers } from '../util/file-hasher.js';
@@ -29,7 +29,8 @@ export interface PullResult {
   replaced: boolean;
   /** The archive was written sequentially (pipe, FIFO, device, stdout) rather than to a file. */
   streamed: boolean;
-  images: Array<CopyResult & { source: string }>;
+  /** `servedBy`: digest → mirror or origin endpoint, when mirrors (or a rewrite) were configured. */
+  images: Array<CopyResult & { source: string; servedBy?: Record<string, string> }>;
   ms: number;
 }
 
@@ -88,8 +89,9 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
     const out = openDestination(dst, session, opts.noClobber ? { noClobber: true } : {});
+    const sources = refs.map((ref) => openSource({ transport: 'docker', ref }, session));
     const results = await copyImages(
-      refs.map((ref) => ({ src: openSource({ transport: 'docker', ref }, session), names: namesFor(ref, dst, refs.length > 1) })),
+      refs.map((ref, i) => ({ src: sources[i]!, names: namesFor(ref, dst, refs.length > 1) })),
       out,
       {
         platforms: opts.allPlatforms ? 'all' : [opts.platform ?? hostPlatform()],
@@ -107,7 +109,10 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
       destination: formatLocation(shown),
       replaced: out instanceof ImageArchiveDestination && out.replaced,
       streamed: out instanceof ImageArchiveDestination && out.mode === 'stream',
-      images: results.map((r, i) => ({ ...r, source: refs[i]!.toString() })),
+      images: results.map((r, i) => {
+        const served = servedByOf(sources[i]!);
+        return { ...r, source: refs[i]!.toString(), ...(served ? { servedBy: served } : {}) };
+      }),
       ms: performance.now() - t0,
     };
   });

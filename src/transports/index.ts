@@ -3,6 +3,7 @@ import type { Session } from '../registry/session.js';
 import type { Location } from './location.js';
 import { OciLayoutDestination, OciLayoutSource } from './oci-layout.js';
 import { EndpointsRegistrySource, RegistrySource } from './registry.js';
+export { servedByOf } from './registry.js';
 import { parseReference, type ImageReference } from '../ref/index.js';
 import type { Operation } from '../config/index.js';
 import { RegistryDestination } from './registry-destination.js';

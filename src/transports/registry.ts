@@ -71,6 +71,11 @@ const FALLS_THROUGH = new Set(['E_NETWORK', 'E_TLS', 'E_REGISTRY', 'E_NOT_FOUND'
  * the endpoint that resolved the reference. `servedBy` records, per digest, the endpoint that
  * answered; `--debug` says it as it happens. Tags are never listed through mirrors.
  */
+/** digest → endpoint that served it, when `src` read through more than one endpoint; else undefined. */
+export function servedByOf(src: ImageSource): Record<string, string> | undefined {
+  return src instanceof EndpointsRegistrySource && src.servedBy.size > 0 ? Object.fromEntries(src.servedBy) : undefined;
+}
+
 export class EndpointsRegistrySource implements ImageSource {
   readonly description: string;
   readonly origin: SourceOrigin;

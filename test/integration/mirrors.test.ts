@@ -19,6 +19,7 @@ import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js
 import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
 import { freePort, startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
+import { expectDocument } from './json-contract.js';
 import { expectFailure, ferryImage, layoutEntry, readBlob, sha256Of } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('openssl') && requireBinary('perl');
@@ -59,19 +60,24 @@ describe.skipIf(!has)('mirrors: a real pull-through cache in front of a real tok
     const out = join(work.path, 'out-conf');
     const r = await runCli(['pull', '--debug', '--json', `${origin.host}/team/app:v1`, `oci:${out}:v1`], { env: conf(mirrorConf(cache.host)) });
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).images[0].digest).toBe(image.digest);
+    const img = JSON.parse(r.stdout).images[0] as { digest: string; servedBy: Record<string, string> };
+    expect(img.digest).toBe(image.digest);
+    expectDocument(JSON.parse(r.stdout), 'pull');
+    expect(img.servedBy[image.digest]).toBe(`${cache.host}/team/app`);
     expect(layoutEntry(out, 'v1').digest).toBe(image.digest);
     const layer = image.manifests[0]!.layerDigests[1]!;
     expect(sha256Of(readBlob(out, layer))).toBe(layer);
     expect(r.stderr).toContain(`served by mirror ${cache.host}/team/app (${join(work.path, `registries-${n}.conf`)}:5)`);
     for (const d of [image.digest, layer]) expect(r.stderr).toMatch(new RegExp(`(manifest|blob) ${d} served by mirror ${cache.host.replace(/\./g, '\\.')}/team/app`));
+    expect(img.servedBy[layer]).toBe(`${cache.host}/team/app`);
     expect(ferryRequests()).toBe(before); // ferry never talked to the origin
   });
 
   it('--mirror (one command): the same, without any file', async () => {
     const before = ferryRequests();
-    const d = await ferryImage(['pull', '-q', '--mirror', cache.host, `${origin.host}/team/app:v1`, `oci:${join(work.path, 'out-flag')}:v1`], { env: base });
-    expect(d.digest).toBe(image.digest);
+    const t = await runCli(['pull', '--mirror', cache.host, `${origin.host}/team/app:v1`, `oci:${join(work.path, 'out-flag')}:v1`], { env: base });
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(new RegExp(`^  ${origin.host.replace(/\./g, '\\.')}/team/app:v1: served by ${cache.host.replace(/\./g, '\\.')}/team/app \\(4\\) \\(manifests and blobs per endpoint\\)$`, 'm'));
     expect(ferryRequests()).toBe(before);
   });
 

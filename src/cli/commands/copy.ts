@@ -5,6 +5,7 @@ import { copy, push, type CopyOpResult, type CopyOptions } from '../../ops/copy.
 import type { Platform } from '../../oci/platform.js';
 import { formatBytes, formatDuration } from '../../util/format.js';
 import type { CliIO } from '../io.js';
+import { servedBySummary } from './pull.js';
 import { imageJson, transferJson } from '../output/json.js';
 import { parseJobs, parsePlatformOption, parsePositive } from '../options.js';
 import { runtimeFor, type Runtime } from '../runtime.js';
@@ -59,7 +60,7 @@ export function copyJson(command: 'copy' | 'push', r: CopyOpResult) {
 
 function copySummary(label: string, r: CopyOpResult): string {
   const rate = r.blobs.transferredBytes / Math.max(r.ms / 1000, 0.001);
-  return `${label === 'push' ? 'pushed' : 'copied'} ${r.source} → ${r.destination}\n  digest ${r.root.digest}\n  ${r.blobs.total} blobs, ${formatBytes(r.blobs.bytes)} (${r.blobs.skipped} already there, ${r.blobs.mounted} mounted) in ${formatDuration(r.ms)}, ${formatBytes(rate)}/s`;
+  return `${label === 'push' ? 'pushed' : 'copied'} ${r.source} → ${r.destination}\n  digest ${r.root.digest}\n${r.servedBy ? `  ${servedBySummary(r.servedBy)}\n` : ''}  ${r.blobs.total} blobs, ${formatBytes(r.blobs.bytes)} (${r.blobs.skipped} already there, ${r.blobs.mounted} mounted) in ${formatDuration(r.ms)}, ${formatBytes(rate)}/s`;
 }
 
 export function copyCommand(program: Command, io: CliIO, signal: AbortSignal): void {

@@ -110,7 +110,15 @@ export function pullSummary(r: PullResult): string {
   const lines = r.images.map((i) => `pulled ${i.source} → ${r.destination}${i.names.refName ? ` (${i.names.refName})` : ''}\n  digest ${i.root.digest}${i.platform ? ` (${formatPlatform(i.platform)})` : ''}`);
   const total = r.images.reduce((a, i) => ({ blobs: a.blobs + i.blobs.total, bytes: a.bytes + i.blobs.bytes, skipped: a.skipped + i.blobs.skipped, moved: a.moved + i.blobs.transferredBytes }), { blobs: 0, bytes: 0, skipped: 0, moved: 0 });
   const rate = total.moved / Math.max(r.ms / 1000, 0.001);
+  for (const i of r.images) if (i.servedBy) lines.push(`  ${i.source}: ${servedBySummary(i.servedBy)}`);
   if (r.replaced) lines.push(`  replaced the existing file ${r.destination.replace(/^[a-z-]+:/, '')}`);
   lines.push(`  ${total.blobs} blobs, ${formatBytes(total.bytes)} (${total.skipped} already present) in ${formatDuration(r.ms)}, ${formatBytes(rate)}/s`);
   return lines.join('\n');
+}
+
+/** `served by 127.0.0.1:5001/team/app (3), registry.example/team/app (1)`: manifests and blobs per endpoint. */
+export function servedBySummary(servedBy: Record<string, string>): string {
+  const n = new Map<string, number>();
+  for (const e of Object.values(servedBy)) n.set(e, (n.get(e) ?? 0) + 1);
+  return `served by ${[...n].map(([e, k]) => `${e} (${k})`).join(', ')} (manifests and blobs per endpoint)`;
 }

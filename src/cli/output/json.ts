@@ -32,7 +32,7 @@ export interface BlobCounts {
 }
 
 /** One image a pull, push or copy moved (an entry of `images`). */
-export function imageJson(r: CopyResult & { source: string }, changes: Array<{ reason: string; from: { digest: string }; to: { digest: string } }> = []) {
+export function imageJson(r: CopyResult & { source: string; servedBy?: Record<string, string> }, changes: Array<{ reason: string; from: { digest: string }; to: { digest: string } }> = []) {
   return {
     source: r.source,
     digest: r.root.digest,
@@ -46,6 +46,7 @@ export function imageJson(r: CopyResult & { source: string }, changes: Array<{ r
     manifests: r.manifests,
     blobs: r.blobs,
     changes: changes.map((c) => ({ reason: c.reason, from: c.from.digest, to: c.to.digest })),
+    ...(r.servedBy ? { servedBy: r.servedBy } : {}),
   };
 }
 
