@@ -125,6 +125,27 @@ describe.skipIf(!has)('mirrors: a real pull-through cache in front of a real tok
     expect(readFileSync(origin.logFile, 'utf8').slice(before)).not.toContain('/team/blocked/');
   });
 
+  it('daemon.json registry-mirrors: Docker Hub references go to the mirror (the origin, registry-1.docker.io, is a closed local port here); other registries never do', async () => {
+    // The cache plays a Docker Hub pull-through cache: its upstream holds library/ferry-hub.
+    await ferryImage(['push', '-q', '--creds', `alice:${origin.users['alice']!}`, `oci:${join(work.path, 'src')}:v1`, `${origin.host}/library/ferry-hub:v1`], { env: base });
+    const daemon = join(work.path, 'daemon.json');
+    writeFileSync(daemon, JSON.stringify({ 'registry-mirrors': [`http://${cache.host}`] }, null, 2));
+    const closed = `registry-1.docker.io:443:127.0.0.1:${await freePort()}`;
+    const r = await runCli(['pull', '--debug', '--json', '--daemon-config', daemon, '--resolve', closed, 'ferry-hub:v1', `oci:${join(work.path, 'out-hub')}:v1`], { env: base });
+    expect(r.code, r.stderr).toBe(0);
+    const img = JSON.parse(r.stdout).images[0] as { digest: string; servedBy: Record<string, string> };
+    expect(img.digest).toBe(image.digest);
+    expect(Object.values(img.servedBy)).toEqual(Array(4).fill(`${cache.host}/library/ferry-hub`));
+    // --no-mirrors: the origin only, which is closed here: a network error, no mirror
+    const off = await runCli(['pull', '--no-mirrors', '--daemon-config', daemon, '--resolve', closed, 'ferry-hub:v1', `oci:${join(work.path, 'out-hub2')}:v1`], { env: base });
+    expectFailure(off, 5);
+    // a non-Hub registry does not use daemon.json's mirrors
+    const mark = readFileSync(cache.logFile, 'utf8').length;
+    const other = await runCli(['pull', '-q', '--daemon-config', daemon, '--creds', `bob:${origin.users['bob']!}`, `${origin.host}/team/app:v1`, `oci:${join(work.path, 'out-nohub')}:v1`], { env: base });
+    expect(other.code, other.stderr).toBe(0);
+    expect(readFileSync(cache.logFile, 'utf8').slice(mark)).not.toContain('/team/app/');
+  });
+
   it('with the origin stopped, the cached image still pulls through the mirror', async () => {
     await origin.stop();
     const d = await ferryImage(['pull', '-q', `${origin.host}/team/app@${image.digest}`, `oci:${join(work.path, 'out-cached')}:v1`], { env: conf(mirrorConf(cache.host)) });
