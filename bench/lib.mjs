@@ -15,11 +15,12 @@ export function freePort() {
 }
 
 /** Starts the real CNCF registry on 127.0.0.1 with storage under `dir`. */
-export async function startRegistry(dir) {
-  // Access logs off: they would cost the registry CPU on every request.
+export async function startRegistry(dir, { proxy } = {}) {
+  // Access logs off: they would cost the registry CPU on every request. `proxy`: an upstream URL
+  // (distribution's pull-through cache mode).
   const port = await freePort();
   const cfg = join(dir, 'registry.yml');
-  writeFileSync(cfg, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: ${join(dir, 'storage')}}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
+  writeFileSync(cfg, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: ${join(dir, 'storage')}}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}}\n${proxy ? `proxy: {remoteurl: ${proxy}}\n` : ''}`);
   const child = spawn('docker-registry', ['serve', cfg], { stdio: 'ignore' });
   const stop = () => {
     process.removeListener('exit', stop);

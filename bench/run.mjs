@@ -3,9 +3,9 @@
 // docker-registry instances on loopback, all in one run, printing medians, ratios and peak RSS.
 // Options: --runs N (5) · --mib N (1024) · --layers N (8) · --small (also 200 MiB / 40 layers)
 //          --only a,b (scenario names: pull-oci, pull-docker-archive, pull-oci-archive, push,
-//          copy-cross, copy-same) · --json (machine-readable rows) · --keep (leave temp dir)
+//          copy-cross, copy-same, pull-mirror) · --json (machine-readable rows) · --keep (leave temp dir)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,9 +29,9 @@ const work = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
 const stops = [];
 process.on('exit', () => { for (const s of stops) s(); if (!argv.includes('--keep')) rmSync(work, { recursive: true, force: true }); });
 process.on('SIGINT', () => process.exit(130));
-const fresh = async (name) => {
+const fresh = async (name, o = {}) => {
   const dir = mkdtempSync(join(work, `${name}-`));
-  const r = await startRegistry(dir);
+  const r = await startRegistry(dir, o);
   const stop = () => { r.stop(); rmSync(dir, { recursive: true, force: true }); };
   stops.push(stop);
   return { ...r, stop };
@@ -117,6 +117,23 @@ for (const img of images) {
       'ferry': () => ferry('copy', ref, `${regA.host}/same-f${n++}/img:bench`),
       'skopeo': () => sk(`docker://${ref}`, `docker://${regA.host}/same-s${n++}/img:bench`),
     }));
+  }
+  if (want('pull-mirror')) {
+    // A warm pull-through cache (distribution in proxy mode) in front of regA, used as the
+    // mirror of regA's name through registries.conf; the direct pull beside it for scale.
+    const cache = await fresh('m', { proxy: `http://${regA.host}` });
+    const conf = join(work, 'registries.conf');
+    writeFileSync(conf, `[[registry]]\nprefix = "${regA.host}"\nlocation = "${regA.host}"\n[[registry.mirror]]\nlocation = "${cache.host}"\ninsecure = true\n`);
+    const warm = out('w');
+    sk('--registries-conf', conf, `docker://${ref}`, `oci:${warm}:bench`); // fills the cache
+    rmOut(warm)();
+    const viaMirror = (...a) => timed(process.execPath, [join(root, 'bin', 'ferry'), '--quiet', '--progress', 'none', ...a], { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf } });
+    record(img.name, 'pull → oci via warm mirror', await rounds({
+      'ferry': () => { const o = out('f'); const r = viaMirror('pull', ref, `oci:${o}:bench`); rmOut(o)(); return r; },
+      'ferry direct': () => { const o = out('d'); const r = ferry('pull', ref, `oci:${o}:bench`); rmOut(o)(); return r; },
+      'skopeo': () => { const o = out('s'); const r = timed('skopeo', ['--insecure-policy', '--registries-conf', conf, 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${o}:bench`]); rmOut(o)(); return r; },
+    }));
+    cache.stop();
   }
   rmSync(layout, { recursive: true, force: true });
 }
