@@ -65,6 +65,16 @@ export interface RegistryProfile {
 
 const MiB = 1024 * 1024;
 
+/** gcr.io and Artifact Registry take the same credentials (one token service behind both). */
+const GOOGLE = {
+  users: [
+    { user: 'oauth2accesstoken', secret: 'gcloud auth print-access-token' },
+    { user: '_json_key', secret: 'a service-account key file (JSON)' },
+    { user: '_json_key_base64', secret: 'the key file, base64' },
+  ],
+  loginHint: 'gcloud auth login (or GOOGLE_APPLICATION_CREDENTIALS=<service-account key>), or install docker-credential-gcloud',
+} satisfies Partial<RegistryProfile>;
+
 /** The table. Order matters only where host patterns overlap (none do). */
 export const REGISTRY_PROFILES: readonly RegistryProfile[] = [
   {
@@ -116,24 +126,12 @@ export const REGISTRY_PROFILES: readonly RegistryProfile[] = [
   {
     id: 'gcr', name: 'Google Container Registry (Artifact Registry gcr.io repositories)', hosts: /^([a-z]+\.)?gcr\.io$/,
     realm: 'https://{host}/v2/token', service: '{host}', cloud: 'gcp',
-    users: [
-      { user: 'oauth2accesstoken', secret: 'gcloud auth print-access-token' },
-      { user: '_json_key', secret: 'a service-account key file (JSON)' },
-      { user: '_json_key_base64', secret: 'the key file, base64' },
-    ],
-    loginHint: 'gcloud auth login (or GOOGLE_APPLICATION_CREDENTIALS=<service-account key>), or install docker-credential-gcloud',
-    mount: 'checks-existence', anonymousPull: true,
+    ...GOOGLE, mount: 'checks-existence', anonymousPull: true,
   },
   {
     id: 'artifact-registry', name: 'Google Artifact Registry', hosts: /^([a-z0-9-]+-docker\.pkg\.dev|docker\.[a-z0-9-]+\.rep\.pkg\.dev)$/,
     realm: 'https://{host}/v2/token', service: '{host}', cloud: 'gcp',
-    users: [
-      { user: 'oauth2accesstoken', secret: 'gcloud auth print-access-token' },
-      { user: '_json_key', secret: 'a service-account key file (JSON)' },
-      { user: '_json_key_base64', secret: 'the key file, base64' },
-    ],
-    loginHint: 'gcloud auth login (or GOOGLE_APPLICATION_CREDENTIALS=<service-account key>), or install docker-credential-gcloud',
-    mount: 'checks-existence', anonymousPull: true,
+    ...GOOGLE, mount: 'checks-existence', anonymousPull: true,
   },
   {
     // Self-hosted: recognised by its challenge (service harbor-registry, realm …/service/token).
