@@ -50,6 +50,9 @@ export async function copy(source: string, destination: string, opts: CopyOption
   const dst = parseLocation(destination);
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
+    // A registry destination's plan first: registries.conf may call it insecure (its client is
+    // built with that) or block it (E_BLOCKED before anything is read or sent).
+    if (dst.transport === 'docker') await session.endpoints(dst.ref, 'copy-destination');
     const opened: ImageSource = openSource(src, session);
     let reader: ImageSource = opened;
     const platforms = opts.platforms ?? [];

@@ -31,6 +31,7 @@ export async function tag(source: string, newTags: string[], ctx: OpContext): Pr
     }
   });
   return withSession(ctx, async (session) => {
+    await session.endpoints(ref, 'tag'); // blocked → E_BLOCKED; insecure hosts learnt before the client exists
     const repo = session.registry(ref).repository(ref.repository);
     const got = await repo.getManifest(ref.reference(), ctx.signal ? { signal: ctx.signal } : {});
     for (const t of targets) {
@@ -54,6 +55,7 @@ export interface DeleteResult {
 export async function deleteImage(reference: string, ctx: OpContext): Promise<DeleteResult> {
   const ref = registryRef(reference, 'delete');
   return withSession(ctx, async (session) => {
+    await session.endpoints(ref, 'delete');
     const repo = session.registry(ref).repository(ref.repository);
     let digest = ref.digest as string | undefined;
     if (!digest) {

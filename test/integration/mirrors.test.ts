@@ -146,6 +146,23 @@ describe.skipIf(!has)('mirrors: a real pull-through cache in front of a real tok
     expect(readFileSync(cache.logFile, 'utf8').slice(mark)).not.toContain('/team/app/');
   });
 
+  it('registries.conf insecure = true: https with an unknown CA works without verification for pull and push (warned once per host); without it, E_TLS', async () => {
+    const untrusted = await startRegistry('open', { tls: true });
+    try {
+      const src = `oci:${join(work.path, 'src')}:v1`;
+      const plain = await runCli(['push', '-q', src, `${untrusted.host}/x/y:v1`]); // no CA, no rule
+      expectFailure(plain, 5, /certificate/i);
+      const env = conf(`[[registry]]\nprefix = "${untrusted.host}"\ninsecure = true\n`);
+      const push = await runCli(['push', '-q', src, `${untrusted.host}/x/y:v1`], { env });
+      expect(push.code, push.stderr).toBe(0);
+      expect(push.stderr.split('\n').filter((l) => l.includes('insecure registry'))).toEqual([`ferry: warning: ${untrusted.host}: insecure registry: TLS certificates are not verified`]);
+      const pulled = await ferryImage(['pull', '-q', `${untrusted.host}/x/y:v1`, `oci:${join(work.path, 'out-insecure')}:v1`], { env });
+      expect(pulled.digest).toBe(image.digest);
+    } finally {
+      await untrusted.stop();
+    }
+  });
+
   it('with the origin stopped, the cached image still pulls through the mirror', async () => {
     await origin.stop();
     const d = await ferryImage(['pull', '-q', `${origin.host}/team/app@${image.digest}`, `oci:${join(work.path, 'out-cached')}:v1`], { env: conf(mirrorConf(cache.host)) });
