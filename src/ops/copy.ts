@@ -10,6 +10,7 @@ import { fullReference, referenceOf } from '../transports/layout-names.js';
 import type { ImageNames, ImageSource } from '../transports/types.js';
 import { type OpContext, withSession } from './context.js';
 import { resolveLocalLocation } from './sniff.js';
+import { qualifyShortName } from './short-name.js';
 
 export interface CopyOptions {
   /** Platforms to keep from an index: none = all (copy/push default, like crane and regctl);
@@ -46,10 +47,11 @@ export interface CopyOpResult extends CopyResult {
  * or compression of uncompressed layers for a registry), and the result says when a digest changed.
  */
 export async function copy(source: string, destination: string, opts: CopyOptions, ctx: OpContext): Promise<CopyOpResult> {
-  const src = await resolveLocalLocation(source, ctx.debug ? { debug: ctx.debug } : {});
+  const resolved = await resolveLocalLocation(source, ctx.debug ? { debug: ctx.debug } : {});
   const dst = parseLocation(destination);
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
+    const src = resolved.transport === 'docker' ? { ...resolved, ref: await qualifyShortName(source, resolved.ref, session, ctx) } : resolved;
     // A registry destination's plan first: registries.conf may call it insecure (its client is
     // built with that) or block it (E_BLOCKED before anything is read or sent).
     if (dst.transport === 'docker') await session.endpoints(dst.ref, 'copy-destination');

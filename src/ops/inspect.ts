@@ -4,6 +4,7 @@ import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js'
 import { checkImagePlatform, pickPlatform, readConfig } from '../copy/platform-select.js';
 import type { RateLimit } from '../registry/rate-limit.js';
 import { formatLocation, openSource, parseLocation } from '../transports/index.js';
+import { qualifyShortName } from './short-name.js';
 import { type OpContext, withSession } from './context.js';
 
 export interface InspectOptions {
@@ -40,8 +41,9 @@ export interface InspectResult {
 }
 
 export async function inspect(location: string, opts: InspectOptions, ctx: OpContext): Promise<InspectResult> {
-  const loc = parseLocation(location);
+  const parsed = parseLocation(location);
   return withSession(ctx, async (session) => {
+    const loc = parsed.transport === 'docker' ? { ...parsed, ref: await qualifyShortName(location, parsed.ref, session, ctx) } : parsed;
     const src = openSource(loc, session);
     const withRateLimit = (r: InspectResult): InspectResult => {
       const rl = loc.transport === 'docker' ? session.rateLimits.get(loc.ref.registry) : undefined;

@@ -3,6 +3,7 @@ import type { CopyEvent } from '../copy/events.js';
 import { FerryError } from '../errors.js';
 import { hostPlatform, type Platform } from '../oci/platform.js';
 import type { ImageReference } from '../ref/index.js';
+import { qualifyShortName } from './short-name.js';
 import { destinationCapabilities, formatLocation, openDestination, openSource, parseLocation, servedByOf, type Location } from '../transports/index.js';
 import { fullReference } from '../transports/layout-names.js';
 import type { ImageNames } from '../transports/types.js';
@@ -65,7 +66,7 @@ async function checkNoClobber(dst: Location): Promise<void> {
 /** Registry → local: the copy engine with registry sources and one local destination. */
 export async function pull(sources: string[], destination: string, opts: PullOptions, ctx: OpContext): Promise<PullResult> {
   if (sources.length === 0) throw new FerryError('E_USAGE', 'pull needs at least one image reference');
-  const refs = sources.map((s) => {
+  const parsedRefs = sources.map((s) => {
     const loc = parseLocation(s);
     if (loc.transport !== 'docker') {
       throw new FerryError('E_USAGE', `pull reads from a registry, but "${s}" is a local ${loc.transport}: location`, { hint: 'use ferry copy to move between local formats' });
@@ -80,18 +81,19 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
   if (opts.allPlatforms && destinationCapabilities(dst).platforms === 'one') {
     throw new FerryError('E_USAGE', `${dst.transport} holds one platform per image, so --all-platforms cannot write it`, { hint: 'use --format oci-archive (or oci) to keep every platform, or pick one with --platform' });
   }
-  if (refs.length > 1 && ((dst.transport === 'docker-archive' && dst.ref) || ((dst.transport === 'oci' || dst.transport === 'oci-archive') && dst.tag))) {
-    throw new FerryError('E_USAGE', `${formatLocation(dst)} names one image, but ${refs.length} references were given`, { hint: 'drop the name from the destination; each image keeps its own reference' });
+  if (parsedRefs.length > 1 && ((dst.transport === 'docker-archive' && dst.ref) || ((dst.transport === 'oci' || dst.transport === 'oci-archive') && dst.tag))) {
+    throw new FerryError('E_USAGE', `${formatLocation(dst)} names one image, but ${parsedRefs.length} references were given`, { hint: 'drop the name from the destination; each image keeps its own reference' });
   }
   if (opts.noClobber) await checkNoClobber(dst);
   // Layers are hashed on worker threads (util/file-hasher.ts); boot them while the image resolves.
   prewarmFileHashers();
   const t0 = performance.now();
   return withSession(ctx, async (session) => {
+    const refs = await Promise.all(parsedRefs.map((r, i) => qualifyShortName(sources[i]!, r, session, ctx)));
     const out = openDestination(dst, session, opts.noClobber ? { noClobber: true } : {});
-    const sources = refs.map((ref) => openSource({ transport: 'docker', ref }, session));
+    const readers = refs.map((ref) => openSource({ transport: 'docker', ref }, session));
     const results = await copyImages(
-      refs.map((ref, i) => ({ src: sources[i]!, names: namesFor(ref, dst, refs.length > 1) })),
+      refs.map((ref, i) => ({ src: readers[i]!, names: namesFor(ref, dst, refs.length > 1) })),
       out,
       {
         platforms: opts.allPlatforms ? 'all' : [opts.platform ?? hostPlatform()],
@@ -110,7 +112,7 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
       replaced: out instanceof ImageArchiveDestination && out.replaced,
       streamed: out instanceof ImageArchiveDestination && out.mode === 'stream',
       images: results.map((r, i) => {
-        const served = servedByOf(sources[i]!);
+        const served = servedByOf(readers[i]!);
         return { ...r, source: refs[i]!.toString(), ...(served ? { servedBy: served } : {}) };
       }),
       ms: performance.now() - t0,
