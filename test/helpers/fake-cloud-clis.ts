@@ -115,8 +115,16 @@ const HELPER_LOGGED_OUT: Partial<Record<FakeCloudCli, string>> = {
 const sq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 function preamble(cli: FakeCloudCli, logFile: string, pidFile: string, mode: FakeCliMode, hangSeconds: number, readStdin: boolean): string {
+  // 'hang' records its pids before anything else (no sed forks first), so a test can see both
+  // processes running well before a timeout strikes even on a loaded machine.
   return `#!/bin/sh
 PATH=/usr/bin:/bin
+mode=${sq(mode)}
+if [ "$mode" = hang ]; then
+  sleep ${hangSeconds} &
+  echo $! >> ${sq(pidFile)}
+  echo $$ >> ${sq(pidFile)}
+fi
 esc() { printf '%s' "$1" | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g'; }
 args=''
 for a in "$@"; do
@@ -126,11 +134,7 @@ done
 ${readStdin ? `input=$(cat)
 line="{\\"cli\\":\\"${cli}\\",\\"args\\":[$args],\\"stdin\\":\\"$(esc "$input")\\"}"` : `line="{\\"cli\\":\\"${cli}\\",\\"args\\":[$args]}"`}
 printf '%s\\n' "$line" >> ${sq(logFile)}
-mode=${sq(mode)}
 if [ "$mode" = hang ]; then
-  sleep ${hangSeconds} &
-  echo $! >> ${sq(pidFile)}
-  echo $$ >> ${sq(pidFile)}
   sleep ${hangSeconds}
   exit 0
 fi
