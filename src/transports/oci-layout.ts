@@ -1,5 +1,5 @@
-import { createReadStream, existsSync } from 'node:fs';
-import { readdir, rename, rm } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream, existsSync } from 'node:fs';
+import { copyFile, link, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
@@ -168,6 +168,27 @@ export class LayoutSource implements ImageSource {
   }
 }
 
+/**
+ * Puts a verified file (the blob cache's) at `tmp` without copying its bytes: a hard link, else
+ * a reflink (copy-on-write clone, btrfs/XFS); false when the filesystem allows neither (another
+ * filesystem, no links), and the caller copies with verification.
+ */
+async function linkOrClone(from: string, tmp: string): Promise<boolean> {
+  try {
+    await link(from, tmp);
+    return true;
+  } catch {
+    /* EXDEV, EPERM, EMLINK, ENOTSUP: try a clone */
+  }
+  try {
+    await copyFile(from, tmp, fsConstants.COPYFILE_FICLONE_FORCE);
+    return true;
+  } catch {
+    await rm(tmp, { force: true });
+    return false;
+  }
+}
+
 /** Reads an OCI image layout directory (image-spec image-layout.md). */
 export class OciLayoutSource extends LayoutSource {
   constructor(dir: string, tag?: string) {
@@ -233,9 +254,12 @@ export class OciLayoutDestination implements ImageDestination {
     const tmp = tempNameFor(final);
     this.temps.add(tmp);
     try {
-      await writeVerifiedFile(tmp, d, (offset, signal) => src.open(offset, signal), {
-        ...opts, what: `blob ${d.digest}`, isRetryable: isRetryableNetworkError,
-      });
+      const linked = src.file ? await linkOrClone(await src.file(opts.signal ? { signal: opts.signal } : {}), tmp) : false;
+      if (!linked) {
+        await writeVerifiedFile(tmp, d, (offset, signal) => src.open(offset, signal), {
+          ...opts, what: `blob ${d.digest}`, isRetryable: isRetryableNetworkError,
+        });
+      }
       await rename(tmp, final);
       this.temps.delete(tmp);
     } catch (e) {
