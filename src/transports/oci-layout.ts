@@ -13,7 +13,7 @@ import { verifyBytes, } from '../util/verify-stream.js';
 import { writeVerifiedFile } from '../util/verified-file.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
 import { ioError } from '../util/fs-errors.js';
-import { ensureDir, ensureFreeSpace, fileSize, readJsonFile, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
+import { ensureDir, ensureFreeSpace, fileSize, readJsonFile, removeDeadTemps, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
 import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, ImageSource, PutBlobOptions, TransferPlan } from './types.js';
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
@@ -237,6 +237,8 @@ export class OciLayoutDestination implements ImageDestination {
         throw new FerryError('E_USAGE', `${this.dir} exists and is not an OCI layout; refusing to write into it`, { hint: 'choose an empty or new directory' });
       }
       await ensureDir(join(this.dir, 'blobs', 'sha256'));
+      // Blob temps of killed earlier runs (this machine, dead pids).
+      await removeDeadTemps(join(this.dir, 'blobs', 'sha256'), true);
       if (!entries.includes('oci-layout')) await writeFileAtomic(join(this.dir, 'oci-layout'), OCI_LAYOUT_FILE);
     })();
     return this.ready;

@@ -118,6 +118,35 @@ describe('the blob cache', () => {
     expect(cacheEntries(cache, 'partial')).toEqual([]);
   }, 120_000);
 
+  it('a docker-archive pull SIGKILLed at half: the rerun takes the killed half from the cache, and removes the dead run\'s temp file', async () => {
+    const cache = mkdtempSync(join(work, 'c-'));
+    const dir = mkdtempSync(join(work, 'tar-'));
+    const tar = join(dir, 'app.tar');
+    relay.reset();
+    const stalled = relay.stallAt(Math.floor(imageBytes / 2));
+    const child = spawn(process.execPath, [FERRY_BIN, 'pull', '--progress', 'none', '--cache-dir', cache, `${relay.host}/cache/app:v1`, '-o', tar], {
+      env: { PATH: process.env['PATH'], HOME: '/nonexistent', NO_COLOR: '1' }, stdio: 'ignore',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('close', (_c, s) => r(s)));
+    await stalled;
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    relay.unstall();
+    const leftover = readdirSync(dir);
+    expect(leftover).toHaveLength(1); // the killed run's archive-sized temp file
+    expect(leftover[0]).toMatch(/^\.app\.tar\.[0-9a-f]{8}-\d+\.[0-9a-f]{8}\.partial$/);
+
+    relay.reset();
+    const rerun = await runCli(['pull', '--cache-dir', cache, `${relay.host}/cache/app:v1`, '-o', tar]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(relay.served / imageBytes).toBeLessThan(0.55);
+    expect(readdirSync(dir)).toEqual(['app.tar']);
+    const back = await runCli(['copy', `docker-archive:${tar}`, `oci:${join(work, 'tar-back')}`]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(verifyLayout(join(work, 'tar-back'))).toBe(6);
+  }, 120_000);
+
   it('four pullers started at once on one cache: each blob is served once, all four verify', async () => {
     const cache = mkdtempSync(join(work, 'c-'));
     relay.reset();
