@@ -200,7 +200,7 @@ async function putChunked(
     // The step failed after the retry middleware's attempts: ask the registry where it stands.
     const st = await uploadStatus(repo, session, o.subject, o.signal);
     if (st.kind === 'gone') return { kind: 'stale', err: failure };
-    if (st.kind === 'error') throw resume.gaveUp(o.subject, failure, offset, `asking for the upload status failed: ${st.err.message}`);
+    if (st.kind === 'error') throw resume.gaveUp(o.subject, failure, offset, statusFailure(o.subject, st.err));
     const point = resume.point(st.end);
     if ('corrupt' in point) {
       return { kind: 'stale', err: new FerryError('E_REGISTRY', `${o.subject}: the registry reports ${point.corrupt} bytes received after ${resume.sent} were sent`) };
@@ -210,6 +210,12 @@ async function putChunked(
     }
     offset = point.at;
   }
+}
+
+/** Why the status could not be asked, without repeating the subject. */
+function statusFailure(subject: string, err: FerryError): string {
+  const m = err.message.startsWith(`${subject}: `) ? err.message.slice(subject.length + 2) : err.message;
+  return m.startsWith('asking for the upload status') ? m : `asking for the upload status failed: ${m}`;
 }
 
 type PatchStep =
