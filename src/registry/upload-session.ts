@@ -1,7 +1,9 @@
 /**
  * Upload sessions (protocol.md §1.4): opening, closing, status and cancelling, and how a failed
  * step is classified (a stale session is started again; DIGEST_INVALID / SIZE_INVALID are
- * verification failures). Every request asks for `repository:<repo>:pull,push`.
+ * verification failures; a closing PUT that fails after the retries is `failed`, for a resume).
+ * The status GET (`uploadStatus`) never throws for the registry's trouble: it answers a range, a
+ * gone session, or an error the caller words. Every request asks for `repository:<repo>:pull,push`.
  */
 import { FerryError, isFerryError } from '../errors.js';
 import type { HttpResponse } from '../http/types.js';

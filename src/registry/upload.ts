@@ -63,13 +63,21 @@ export interface UploadBlobOptions {
  *   a 413 on the monolithic PUT: PATCHes with `Content-Range: <start>-<end>` (inclusive, no
  *   `bytes=`) and Content-Length, then `PUT ?digest=` with an empty body. The offset is tracked
  *   here; `Range` answers are only a cross-check (distribution says 0-0 for 0 and 1 byte, ECR's can
- *   be stale). 416 → GET status (204 + Range) → resume from there. A 413 on a PATCH halves the
- *   chunk (a proxy's body limit). PATCH answered 201 is accepted (ECR).
+ *   be stale). A 413 on a PATCH halves the chunk (a proxy's body limit). PATCH answered 201 is
+ *   accepted (ECR).
  * - A connection reset is retried by the retry middleware, which re-invokes the body factory (the
- *   source is re-opened at the chunk's offset, from 0 for a monolithic PUT). If the registry then
- *   refuses the Location as stale or unknown (distribution cancels a session resumed at a wrong
- *   offset), the blob is HEADed (the lost answer may have been a success) and otherwise uploaded
- *   again in a new session, at most MAX_SESSIONS times.
+ *   source is re-opened at the chunk's offset, from 0 for a monolithic PUT).
+ * - Resume (chunked only, upload-resume.ts): a PATCH or closing PUT that still fails after the
+ *   retry middleware's attempts (network error, 408/429/5xx), a 416, or a stale answer to a
+ *   PATCH the retry middleware had re-sent (the lost answer may have been a 202) → GET status
+ *   (204 + Range + Location) → continue from the registry's offset in the same session, never past
+ *   the bytes sent; a few resumes without progress end with the original error saying where the
+ *   upload stopped. A monolithic PUT that fails mid-body after the retries is not resumed.
+ * - If the registry refuses the Location as stale or unknown on a first attempt, or the status
+ *   says the session is gone (distribution cancels a session resumed at a wrong offset, also
+ *   after a cut body it stored part of), or reports more than was sent, the blob is HEADed (the
+ *   lost answer may have been a success) and otherwise uploaded again in a new session, at most
+ *   MAX_SESSIONS times.
  * - On failure the session is DELETEd (errors ignored) and the error rethrown.
  */
 export async function uploadBlob(

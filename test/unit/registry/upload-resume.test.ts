@@ -28,6 +28,13 @@ const received = (reg: MemRegistry) => [...uploadRequests(reg, 'PATCH'), ...uplo
 /** Body bytes of PATCHes the registry accepted (stored). */
 const stored = (reg: MemRegistry) => uploadRequests(reg, 'PATCH').filter((r) => r.status === 202).reduce((n, r) => n + r.bytesIn, 0);
 
+/** The error `p` fails with (a success fails the test). */
+async function failure(p: Promise<void>): Promise<Error & { code?: string; status?: number }> {
+  const e: unknown = await p.then(() => undefined, (x: unknown) => x ?? new Error('rejected with nothing'));
+  if (!(e instanceof Error)) throw new Error('expected the upload to fail');
+  return e;
+}
+
 const agents: Agent[] = [];
 afterEach(async () => {
   for (const a of agents.splice(0)) await a.close();
@@ -180,7 +187,7 @@ describe('chunked upload resume', () => {
     const data = blob(3000);
     const d = { digest: sha256(data), size: data.length };
     reg.faults.push(pass('PATCH', 1), { match: { method: 'PATCH' }, action: { kind: 'reset' } });
-    const err = await uploadBlob(repo('app'), d, opener(data).open, { chunkSize: CHUNK }).catch((e: unknown) => e as Error & { code: string });
+    const err = await failure(uploadBlob(repo('app'), d, opener(data).open, { chunkSize: CHUNK }));
     expect(err).toMatchObject({ code: 'E_NETWORK' });
     expect(err.message).toContain(`${reg.host}/app@${d.digest}`);
     expect(err.message).toContain(`upload stopped at byte 1000 of 3000: ${MAX_STALLED_RESUMES + 1} resumes in the same session, the last ${MAX_STALLED_RESUMES} without progress`);
@@ -200,7 +207,7 @@ describe('chunked upload resume', () => {
       pass('PATCH', 1), { match: { method: 'PATCH' }, action: { kind: 'status', status: 503 } },
       { match: { method: 'GET', path: /blobs\/uploads\// }, action: { kind: 'status', status: 500 } },
     );
-    const err = await uploadBlob(repo('app'), d, opener(data).open, { chunkSize: CHUNK }).catch((e: unknown) => e as Error & { code: string; status: number });
+    const err = await failure(uploadBlob(repo('app'), d, opener(data).open, { chunkSize: CHUNK }));
     expect(err).toMatchObject({ status: 503 });
     expect(err.message).toMatch(new RegExp(`^${reg.host}/app@${d.digest}: .*503.* \\(upload stopped at byte 1000 of 3000: asking for the upload status failed: .*500`));
     expect(err.message).not.toContain('\n');
