@@ -164,17 +164,20 @@ export async function transferBlobs(planned: PlannedTransfer, dst: ImageDestinat
     const progress = (delta: number): void => emit({ type: 'blob-progress', descriptor: d, delta });
     let r: Awaited<ReturnType<ImageDestination['putBlob']>>;
     if (src.blobFile) {
-      // Through the blob cache: the download (with its progress and its end) is the cache's;
-      // the destination then links or copies the verified file, reporting nothing twice.
+      // Through the blob cache: the download (its progress, its end) is the cache's. A layout
+      // links the verified file; other destinations read the blob as the cache writes it. The
+      // blob counts as done once the cache has verified it too.
       let inCache: Promise<string> | undefined;
       const file = (): Promise<string> => (inCache ??= src.blobFile!(d, { signal: s, onProgress: progress, onReceived: release }));
       r = await dst.putBlob(d, {
         file,
-        open: async (offset, sig) => {
-          await file();
+        digestVerified: true,
+        open: (offset, sig) => {
+          void file().catch(() => {}); // starts the download (with progress); the stream follows it
           return src.fetchBlob(d, { offset, signal: sig ?? s });
         },
       }, { signal: s });
+      if (!r?.mounted) await file();
     } else {
       r = await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
         signal: s, onProgress: progress, onReceived: release,

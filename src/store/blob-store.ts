@@ -72,6 +72,9 @@ export interface EnsureOptions {
   onWait?: (owner: LockOwner | undefined) => void;
   /** Called when a download continues a partial file: bytes already there. */
   onResume?: (bytes: number) => void;
+  /** This process starts writing the blob into `path` (the partial file); onProgress then counts
+   * the bytes written there from 0 (a resumed prefix first). Lets a reader follow the download. */
+  onFile?: (path: string) => void;
   isRetryable?: (e: unknown) => boolean;
 }
 
@@ -196,6 +199,7 @@ export class BlobStore {
       } catch (e) {
         throw ioError(e, part);
       }
+      opts.onFile?.(part);
       const state: PartialState = { size: d.size, durable: resumeAt, host: HOST, boot: currentBoot() };
       if (resumeAt > 0) {
         opts.onResume?.(resumeAt);

@@ -160,6 +160,7 @@ export class ImageArchiveDestination implements ImageDestination {
       ...(this.writeBehind ? { writeBehind: this.writeBehind } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.onReceived ? { onReceived: opts.onReceived } : {}),
+      ...(src.digestVerified ? { digestVerifiedBySource: true } : {}),
     });
     const tracked = run.then(() => {}, () => {});
     this.active.add(tracked);

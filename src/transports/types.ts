@@ -9,6 +9,9 @@ export interface BlobReader {
   /** Set when the source can put the verified blob in a local file (the blob cache): its path.
    * A destination that can link files takes it instead of copying the bytes. */
   file?(opts?: BlobFileOptions): Promise<string>;
+  /** The source verifies the digest of what open() returns, and the engine fails the blob unless
+   * that check passed (the blob cache): a destination need not hash the bytes again. */
+  digestVerified?: boolean;
 }
 
 export interface BlobFileOptions {

@@ -31,6 +31,10 @@ export interface RegionWriteOptions {
   /** The first `resumeAt` bytes of the region are already on disk (a partial file of an earlier
    * run): they are hashed from the file, not fetched, and `open` is first asked for `resumeAt`. */
   resumeAt?: number;
+  /** The source vouches for the digest of these bytes (the blob cache hashes them as they
+   * arrive, and the caller fails the blob unless that check passed): only the size is checked
+   * here, and nothing is hashed twice. */
+  digestVerifiedBySource?: boolean;
   what: string;
 }
 
@@ -59,8 +63,9 @@ export async function writeVerifiedRegion(
   const alg = hashAlgorithmFor(expected.digest);
   const attempts = opts.attempts ?? 5;
   const signal = opts.signal;
-  let job: FileHashJob | undefined = expected.size >= OFFLOAD_MIN_BYTES ? startFileHash(opts.path, base, alg) : undefined;
-  const inline: Hash | undefined = job ? undefined : createHash(alg);
+  const hashing = !opts.digestVerifiedBySource;
+  let job: FileHashJob | undefined = hashing && expected.size >= OFFLOAD_MIN_BYTES ? startFileHash(opts.path, base, alg) : undefined;
+  const inline: Hash | undefined = job || !hashing ? undefined : createHash(alg);
   let durable = 0;
   let advancedAt = 0;
   const resumeAt = Math.min(opts.resumeAt ?? 0, expected.size);
@@ -114,7 +119,7 @@ export async function writeVerifiedRegion(
     checkSize(durable, expected, opts.what); // a source that ended early (the worker job is cancelled below)
     const j = job;
     job = undefined; // finished (or failed) here: nothing left to cancel
-    checkDigest(j ? await j.finish(durable) : inline!.digest('hex'), expected, opts.what);
+    if (hashing) checkDigest(j ? await j.finish(durable) : inline!.digest('hex'), expected, opts.what);
   } finally {
     job?.cancel();
   }
