@@ -258,7 +258,7 @@ async function removeBlob(b: CachedBlob): Promise<boolean> {
   } catch {
     return false; // gone already (another prune, a verify)
   }
-  if (st.mtimeMs !== b.lastUsed.getTime()) return false;
+  if (st.mtime.getTime() !== b.lastUsed.getTime()) return false; // ms, as listed (mtimeMs has float noise)
   try {
     await rm(b.path);
     return true;

@@ -42,7 +42,8 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-const NOW = Date.parse('2026-12-01T12:00:00Z');
+// Milliseconds that are no exact binary fraction of a second: mtimes read back as 083.999….
+const NOW = Date.parse('2026-12-01T12:00:00.083Z');
 
 /** A verified blob under blobs/sha256 last used `ageMs` before NOW. */
 function blob(size: number, ageMs: number): { digest: string; path: string } {
