@@ -109,11 +109,10 @@ describe('ferry cache', () => {
     expect(JSON.parse(empty.stdout)).toMatchObject({ entries: [], partials: [], totalBytes: 0 });
     expect(existsSync(missing)).toBe(false);
 
-    const noCache = await runCli(['cache', 'ls', '--no-cache', '--cache-dir', cache]);
+    const noCache = await runCli(['cache', 'prune', '--json', '--no-cache', '--cache-dir', cache]);
     expect(noCache.code).toBe(2);
-    expect(noCache.stderr).toMatch(/--no-cache: ferry cache ls needs a cache/);
-    const noCacheJson = await runCli(['cache', 'prune', '--json', '--no-cache', '--cache-dir', cache]);
-    expectErrorDocument(noCacheJson.stdout, 'cache prune', 'E_USAGE', 2);
+    expect(noCache.stderr).toMatch(/--no-cache: ferry cache prune needs a cache/);
+    expectErrorDocument(noCache.stdout, 'cache prune', 'E_USAGE', 2);
     expect(files(cache, 'blobs')).toEqual(onDisk); // nothing pruned
     const badSize = await runCli(['cache', 'prune', '--keep-size', '10 parsecs', '--cache-dir', cache]);
     expect(badSize.code).toBe(2);
