@@ -268,7 +268,8 @@ async function removeBlob(b: CachedBlob): Promise<boolean> {
   }
 }
 
-/** Removes a partial download while holding its lock; false when a live owner has it. */
+/** Removes a partial download while holding its lock; false when a live owner has it (or all
+ * that is left is a manifest being stored right now). */
 async function removePartial(root: string, p: PartialDownload, now: number): Promise<boolean> {
   const [alg, hex] = p.digest.split(':') as [string, string];
   const lockPath = lockPathOf(root, alg, hex);
@@ -279,6 +280,7 @@ async function removePartial(root: string, p: PartialDownload, now: number): Pro
     throw ioError(e, lockPath);
   });
   if (!held) return false;
+  let removed = 0;
   try {
     for (const f of p.files) {
       // A manifest being stored (`<hex>.<pid>.<random>`, written and renamed without a lock)
@@ -291,11 +293,12 @@ async function removePartial(root: string, p: PartialDownload, now: number): Pro
       await rm(f, { force: true }).catch((e: unknown) => {
         throw ioError(e, f);
       });
+      removed++;
     }
   } finally {
     await held.release();
   }
-  return true;
+  return removed > 0;
 }
 
 export interface BadBlob {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -221,5 +221,23 @@ describe('verifyCache', () => {
 
   it('an empty or missing cache verifies', async () => {
     expect(await verifyCache(join(root, 'nope'))).toMatchObject({ checked: 0, removed: { blobs: 0 }, bad: [] });
+  });
+});
+
+describe('pruneCache and a manifest being stored', () => {
+  it('leaves a young temporary manifest file (written without a lock) and removes an old one', async () => {
+    const [young, old] = hexes(2) as [string, string];
+    const dir = join(root, 'partial', 'sha256');
+    mkdirSync(dir, { recursive: true });
+    const y = join(dir, `${young}.${process.pid}.abc`);
+    const o = join(dir, `${old}.${process.pid}.def`);
+    writeFileSync(y, '{}');
+    writeFileSync(o, '{}');
+    const t = new Date(Date.now() - 60_000);
+    utimesSync(o, t, t);
+    const r = await pruneCache(root);
+    expect(r.partials).toMatchObject({ removed: 1, kept: 1 });
+    expect([existsSync(y), existsSync(o)]).toEqual([true, false]);
+    expect(readdirSync(join(root, 'locks', 'sha256'))).toEqual([]); // prune's own locks are gone
   });
 });
