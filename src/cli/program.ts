@@ -9,6 +9,7 @@ import { loginCommands } from './commands/login.js';
 import { authCommands } from './commands/auth.js';
 import { configCommands } from './commands/config.js';
 import { ratelimitCommand } from './commands/ratelimit.js';
+import { cacheCommands } from './commands/cache.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   authCommands(program, io, signal);
   configCommands(program, io, signal);
   ratelimitCommand(program, io, signal);
+  cacheCommands(program, io, signal);
   program.addHelpText('after', `
 Examples:
   ferry inspect alpine:3.20

@@ -54,7 +54,7 @@ function list(section: string, n = 0): FieldList {
   return t;
 }
 
-const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain', 'config explain': 'config explain', ratelimit: 'ratelimit' };
+const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain', 'config explain': 'config explain', ratelimit: 'ratelimit', 'cache ls': 'cache ls, du, prune, verify', 'cache du': 'cache ls, du, prune, verify', 'cache prune': 'cache ls, du, prune, verify', 'cache verify': 'cache ls, du, prune, verify' };
 const BLOB_FIELDS = ['total', 'skipped', 'mounted', 'transferred', 'bytes', 'transferredBytes'];
 
 function expectFields(obj: Record<string, unknown>, fields: FieldList, what: string): void {
@@ -79,6 +79,9 @@ function expectShared(obj: Record<string, unknown>, what: string): void {
   for (const k of ['seconds', 'bytesPerSecond']) if (k in obj) expect(typeof obj[k], `${what}.${k}`).toBe('number');
 }
 
+/** The field table of each cache subcommand under "## cache ls, du, prune, verify". */
+const CACHE_TABLE: Record<string, number> = { 'cache ls': 0, 'cache du': 1, 'cache prune': 2, 'cache verify': 3 };
+
 /** Asserts `doc` is a documented `--json` result of `command` (parsed from stdout). */
 export function expectDocument(doc: unknown, command: string): void {
   const d = doc as Record<string, unknown>;
@@ -86,7 +89,7 @@ export function expectDocument(doc: unknown, command: string): void {
   expect(d.command).toBe(command);
   const { schemaVersion: _v, command: _c, ...body } = d;
   expect(Object.keys(d).slice(0, 2), 'schemaVersion and command come first').toEqual(['schemaVersion', 'command']);
-  expectFields(body, list(SECTION[command]!), command);
+  expectFields(body, list(SECTION[command]!, CACHE_TABLE[command] ?? 0), command);
   expectShared(body, command);
   if ('rateLimit' in body) {
     // inspect's and ratelimit's `rateLimit`: the field list of "## ratelimit"'s second table.
