@@ -131,17 +131,30 @@ export class CachedSource implements ImageSource {
 
   async fetchBlob(d: Descriptor, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     const offset = opts.offset ?? 0;
-    const dl = this.download(d, opts.signal ? { signal: opts.signal } : {});
-    // Until the download has a file (the lock is ours) or is over, there is nothing to follow.
-    while (dl.path === undefined && dl.final === undefined && dl.error === undefined) await dl.changed();
-    if (dl.error !== undefined) throw dl.error;
-    if (dl.final !== undefined) return fileStream(dl.final, offset, opts.signal);
-    return follow(dl, d, offset, opts.signal);
+    for (let round = 1; ; round++) {
+      const dl = this.download(d, opts.signal ? { signal: opts.signal } : {});
+      // Until the download has a file (the lock is ours) or is over, there is nothing to follow.
+      while (dl.path === undefined && dl.final === undefined && dl.error === undefined) await dl.changed();
+      if (dl.error !== undefined) throw dl.error;
+      if (dl.final === undefined) return follow(dl, d, offset, opts.signal);
+      try {
+        return await fileStream(dl.final, offset, opts.signal);
+      } catch (e) {
+        // `ferry cache prune` removed it between the lookup and the open: fetch it again, once.
+        if (round > 1 || !isMissing(e)) throw e;
+        this.downloads.delete(d.digest);
+      }
+    }
   }
 
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+function isMissing(e: unknown): boolean {
+  const x = e as { code?: string; cause?: { code?: string } };
+  return x.code === 'ENOENT' || x.code === 'E_NO_SUCH_FILE' || x.cause?.code === 'ENOENT';
 }
 
 async function fileStream(path: string, offset: number, signal?: AbortSignal): Promise<Readable> {
