@@ -26,7 +26,7 @@ import { ioError } from '../util/fs-errors.js';
 import type { BlobFileOptions, ImageSource } from './types.js';
 
 const MAX_CACHED_MANIFEST = 4 * 1024 * 1024;
-const FOLLOW_CHUNK = 1 << 20;
+const FOLLOW_CHUNK = 256 * 1024;
 
 /** One blob being put into the cache by this process, and what a follower needs to read it. */
 class Download {
