@@ -5,7 +5,8 @@
  * through (holdAt), and the test signals ferry then: no sleeps. After the kill nothing partial
  * or corrupt is visible (no layout entry, only blobs that hash to their names, an existing
  * tarball untouched, no tag at the push target); the rerun succeeds, its output verifies, and the
- * bytes it moved (the proxy's counters) are reported and bounded.
+ * bytes it moved (the proxy's counters) are reported and bounded. Also copies registry →
+ * registry through resets, 5xx bursts and flipped bytes (the source behind the proxy).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { FERRY_BIN, runCli } from '../helpers/run-cli.js';
 import { inspectDigest, pushWithSkopeo } from '../helpers/skopeo.js';
 import { blobDigests, readTar, sha256 } from './archive-support.js';
 import { getBlob } from './push-support.js';
-import { expectBlobs, layoutEntry, readBlob, sha256Of } from './support.js';
+import { expectBlobs, expectFailure, layoutEntry, readBlob, sha256Of } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo');
 const LAYER = 1024 * 1024;
@@ -169,6 +170,35 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
       expect(await inspectDigest(dest, repo, 'v1')).toBe(image.digest);
       for (const d of blobs) expect(sha256Of(await getBlob(dest, repo, d))).toBe(d);
       expectRerunBytes(`copy-${sig}`, proxy.blobBytesTotal);
+    });
+  });
+
+  describe('copy through faults', () => {
+    const layer = (i: number): RegExp => new RegExp(`/blobs/${image.manifests[0]!.layerDigests[i]!}$`);
+
+    it('resets on two layers and a 502 burst on the manifest: the target holds the image intact', async () => {
+      const resets = [
+        proxy.addRule({ method: 'GET', path: layer(0), action: { kind: 'reset', afterBytes: LAYER / 2 } }),
+        proxy.addRule({ method: 'GET', path: layer(3), action: { kind: 'truncate', afterBytes: 4096 } }),
+      ];
+      const burst = proxy.addRule({ method: 'GET', path: /\/manifests\//, times: 2, action: { kind: 'status', status: 502 } });
+      const repo = 'copied/faults';
+      const r = await runCli(['copy', '-q', ref, `${dest.host}/${repo}:v1`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(resets.map((x) => x.hits)).toEqual([1, 1]);
+      expect(burst.hits).toBe(2);
+      expect(await inspectDigest(dest, repo, 'v1')).toBe(image.digest);
+      for (const d of blobs) expect(sha256Of(await getBlob(dest, repo, d))).toBe(d);
+    });
+
+    it('a flipped byte in a layer: exit 6 naming the digest, no tag and no such blob at the target', async () => {
+      const digest = image.manifests[0]!.layerDigests[2]!;
+      proxy.addRule({ method: 'GET', path: layer(2), times: Infinity, action: { kind: 'flip', offset: LAYER / 2 } });
+      const repo = 'copied/flipped';
+      const r = await runCli(['copy', '-q', ref, `${dest.host}/${repo}:v1`]);
+      expectFailure(r, 6, digest);
+      expect((await fetch(`${dest.url}/v2/${repo}/manifests/v1`, { method: 'HEAD' })).status).toBe(404);
+      expect((await fetch(`${dest.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404);
     });
   });
 });
