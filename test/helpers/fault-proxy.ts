@@ -37,7 +37,8 @@
  *   bytes, exactly n are let through and every such body is paused (no more bytes either way);
  *   the returned promise resolves then. `release()` resumes them. So a test kills ferry at a
  *   byte-exact point without sleeping. A paused exchange whose client goes away is torn down.
- * - reset() clears rules, counters, log and any hold. stop() closes both listeners and every
+ * - reset() clears rules, counters, log and any hold; an exchange begun before a reset (one
+ *   whose client was killed while held, say) is never counted after it. stop() closes both listeners and every
  *   open socket (idempotent); call it in afterAll.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -111,6 +112,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const blobBytes = new Map<string, number>();
   let downloaded = 0;
   let uploaded = 0;
+  /** Bumped by reset(): an exchange begun before it is never counted after it. */
+  let generation = 0;
   type Hold = { kind: 'download' | 'upload'; at: number; reached: boolean; resolve: () => void; paused: Array<() => void> };
   let hold: Hold | undefined;
   /** Redirected path → the Authorization the main host got with it (the redirect host's grant). */
@@ -146,6 +149,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
   function handle(host: 'main' | 'redirect', req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '/';
+    const born = generation;
     const pathname = path.split('?')[0]!;
     const entry: LoggedRequest = { host, method: req.method ?? 'GET', path, headers: { ...req.headers } };
     log.push(entry);
@@ -207,21 +211,24 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         res.end(req.method === 'HEAD' ? undefined : replaced);
         return;
       }
-      const counted = req.method === 'GET' && BLOB_GET.test(pathname) && status >= 200 && status < 300;
+      const isBlob = req.method === 'GET' && BLOB_GET.test(pathname) && status >= 200 && status < 300;
+      const counted = (): boolean => isBlob && born === generation;
       let offset = 0;
       let stopped = false;
       let stalled = false; // a stall happens once per request
       const send = (chunk: Buffer): void => {
-        if (chunk.length === 0) return;
+        // A client gone (killed while held) is sent and counted nothing: its bytes must not be
+        // billed to the next run.
+        if (chunk.length === 0 || res.destroyed || res.writableEnded) return;
         res.write(chunk);
         offset += chunk.length;
-        if (counted) {
+        if (counted()) {
           downloaded += chunk.length;
           blobBytes.set(pathname, (blobBytes.get(pathname) ?? 0) + chunk.length);
         }
       };
       const onChunk = (chunk: Buffer): void => {
-        if (stopped) return;
+        if (stopped || res.destroyed) return;
         if (action?.kind === 'flip' && action.offset >= offset && action.offset < offset + chunk.length) {
           chunk = Buffer.from(chunk);
           chunk[action.offset - offset] = chunk[action.offset - offset]! ^ 0xff;
@@ -244,13 +251,13 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
           else finish();
           function finish(): void {
             offset += head.length;
-            if (counted) { downloaded += head.length; blobBytes.set(pathname, (blobBytes.get(pathname) ?? 0) + head.length); }
+            if (counted()) { downloaded += head.length; blobBytes.set(pathname, (blobBytes.get(pathname) ?? 0) + head.length); }
             if (action!.kind === 'reset') sock?.resetAndDestroy();
             else sock?.end();
           }
           return;
         }
-        if (counted && hold?.kind === 'download') {
+        if (counted() && hold?.kind === 'download') {
           const n = allowance('download', chunk.length);
           send(chunk.subarray(0, n));
           if (n < chunk.length) {
@@ -269,17 +276,23 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     res.on('close', () => up.destroy());
     const isUpload = UPLOAD.test(pathname) && (req.method === 'PATCH' || req.method === 'PUT');
     req.on('data', (chunk: Buffer) => {
+      if (up.destroyed) return;
       if (isUpload && hold?.kind === 'upload') {
         const n = allowance('upload', chunk.length);
-        uploaded += n;
+        if (born === generation) uploaded += n;
         up.write(chunk.subarray(0, n));
         if (n < chunk.length) {
           req.pause();
-          hold.paused.push(() => { uploaded += chunk.length - n; up.write(chunk.subarray(n)); req.resume(); });
+          hold.paused.push(() => {
+            if (up.destroyed) return;
+            if (born === generation) uploaded += chunk.length - n;
+            up.write(chunk.subarray(n));
+            req.resume();
+          });
         }
         return;
       }
-      if (isUpload) uploaded += chunk.length;
+      if (isUpload && born === generation) uploaded += chunk.length;
       up.write(chunk);
     });
     req.on('end', () => up.end());
@@ -324,6 +337,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     },
     release,
     reset() {
+      generation++;
       rules.length = 0;
       log.length = 0;
       blobBytes.clear();
