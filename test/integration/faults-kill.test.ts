@@ -120,12 +120,23 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
       const dir = fresh('oci');
       await killHalfway(['pull', '-q', ref, `oci:${dir}`], sig, 'download');
       expectNothingVisible(dir);
+      if (sig === 'SIGINT') {
+        // An interrupted run cleans up after itself: no temp or partial file anywhere in the layout.
+        const all = readdirSync(dir, { recursive: true, encoding: 'utf8' });
+        expect(all.filter((f) => /partial|tmp|\.ferry/i.test(f))).toEqual([]);
+      }
       proxy.reset();
       const r = await runCli(['pull', '-q', ref, `oci:${dir}`]);
       expect(r.code, r.stderr).toBe(0);
       expect(layoutEntry(dir, 'v1').digest).toBe(image.digest);
       expectBlobs(dir, [image.digest, ...blobs]);
       expectRerunBytes(`pull-oci-${sig}`, proxy.blobBytesTotal);
+      // A SIGKILLed run cannot remove its temp blobs (hidden `.<digest>.<pid>.<rand>.partial`);
+      // they are never at a blob's name, so nothing reads them. Reported, not asserted: today the
+      // rerun leaves them (a sweep of stale temps would belong to the layout writer).
+      const stale = readdirSync(join(dir, 'blobs', 'sha256')).filter((f) => f.endsWith('.partial'));
+      if (stale.length) console.info(`faults-kill: ${sig}: ${stale.length} stale .partial file(s) left in the layout after the rerun`);
+      for (const f of stale) expect(f).toMatch(/^\.[0-9a-f]{64}\.\d+\.[0-9a-f]{8}\.partial$/);
     });
 
     it('pull into an existing docker-archive: the old file untouched, the rerun verifies', async () => {
