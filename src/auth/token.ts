@@ -207,7 +207,12 @@ export async function fetchToken(transport: TokenTransport, args: FetchTokenArgs
   }
   if (status < 200 || status > 299) {
     const d = errorDetail(res.body, secrets);
-    throw new FerryError('E_UNAUTHORIZED', `${how} to ${host} failed with HTTP ${status}${d ? `: ${d}` : ''}`, { status });
+    // A token service that is down or overloaded is a registry failure (exit 5), not an
+    // authentication one (exit 3): the credentials were never judged.
+    const code = status === 429 ? 'E_RATE_LIMITED' : status >= 500 ? 'E_REGISTRY' : 'E_UNAUTHORIZED';
+    throw new FerryError(code, `${how} to ${host} failed with HTTP ${status}${d ? `: ${d}` : ''}`, {
+      status, ...(code === 'E_UNAUTHORIZED' ? {} : { hint: `the registry's token service at ${host} is failing; try again later` }),
+    });
   }
 
   let doc: Record<string, unknown>;
