@@ -9,7 +9,7 @@
  * registry through resets, 5xx bursts and flipped bytes (the source behind the proxy).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
@@ -78,11 +78,16 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
   beforeEach(() => proxy.reset());
 
   /** Runs ferry until the proxy holds at half the image's bytes, then signals it. */
-  async function killHalfway(args: string[], sig: (typeof SIGNALS)[number], kind: 'download' | 'upload'): Promise<void> {
-    const held = proxy.holdAt(Math.floor(imageBytes / 2), kind);
+  async function killHalfway(args: string[], sig: (typeof SIGNALS)[number], kind: 'download' | 'upload', cacheDir?: string): Promise<void> {
+    const half = Math.floor(imageBytes / 2);
+    const held = proxy.holdAt(half, kind);
     const run = startFerry(args);
     const first = await Promise.race([held.then(() => 'held' as const), run.done.then(() => 'exited' as const)]);
     expect(first, `ferry finished before the hold: ${run.stderr()}`).toBe('held');
+    // What the proxy sent before the hold may still sit in socket buffers (hundreds of KiB on
+    // loopback, a large share of this small image): with a cache, kill once ferry has written
+    // it (the partial files hold ~all of it), so the rerun's bytes measure resume, not the pipe.
+    if (cacheDir) await partialBytesReach(cacheDir, half * 0.97, 10_000);
     run.child.kill(sig);
     const res = await run.done;
     proxy.release();
@@ -92,6 +97,17 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
       expect(run.stderr()).toMatch(/^ferry: .*interrupted/m);
       expect(run.stderr()).not.toMatch(/^\s+at /m);
     }
+  }
+
+  /** Waits until the cache's partial (and finished) blob files hold `bytes` in all. */
+  async function partialBytesReach(cacheDir: string, bytes: number, timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    const sum = (): number => ['partial', 'blobs'].reduce((acc, sub) => {
+      const d = join(cacheDir, sub, 'sha256');
+      if (!existsSync(d)) return acc;
+      return acc + readdirSync(d).filter((f) => /^[0-9a-f]{64}$/.test(f)).reduce((a, f) => a + statSync(join(d, f)).size, 0);
+    }, 0);
+    while (Date.now() < end && sum() < bytes) await new Promise((r) => setTimeout(r, 25));
   }
 
   /** Nothing that looks complete: no index entry for the image, every blob file verifies. */
@@ -105,20 +121,21 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
   }
 
   /** The rerun's bytes: at most the image once (+5% for a blob resent from a Range start). */
-  function expectRerunBytes(label: string, bytes: number): void {
+  function expectRerunBytes(label: string, bytes: number, bound = 1.05): void {
     rerunBytes[label] = bytes;
     expect(bytes).toBeGreaterThan(0);
     const gets = proxy.log.filter((l) => /\/blobs\/sha256:/.test(l.path)).map((l) => `${l.method} ${l.path.slice(-12)} ${String(l.headers['range'] ?? '')} ${l.status}`);
-    expect(bytes, `rerun requests:\n${gets.join('\n')}\nper blob: ${JSON.stringify([...proxy.blobBytes])}`).toBeLessThanOrEqual(imageBytes * 1.05);
-    // CACHE: with the blob cache (--cache-dir / FERRY_CACHE_DIR, resume of partial blobs) a
-    // rerun after a kill at 50% fetches only what the killed run did not keep:
-    // expect(bytes).toBeLessThanOrEqual(imageBytes * 0.55);
+    expect(bytes, `rerun requests:\n${gets.join('\n')}\nper blob: ${JSON.stringify([...proxy.blobBytes])}`).toBeLessThanOrEqual(imageBytes * bound);
   }
+  /** Downloads go through a blob cache of their own (--cache-dir): a rerun after a kill at 50%
+   * fetches only what the killed run did not keep (its partial files are resumed). */
+  const RESUMED = 0.55;
 
   describe.each(SIGNALS)('%s', (sig) => {
     it('pull into an OCI layout: nothing visible, the rerun verifies', async () => {
       const dir = fresh('oci');
-      await killHalfway(['pull', '-q', ref, `oci:${dir}`], sig, 'download');
+      const cache = ['--cache-dir', fresh('cache')];
+      await killHalfway([...cache, 'pull', '-q', ref, `oci:${dir}`], sig, 'download', cache[1]);
       expectNothingVisible(dir);
       if (sig === 'SIGINT') {
         // An interrupted run cleans up after itself: no temp or partial file anywhere in the layout.
@@ -126,17 +143,13 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
         expect(all.filter((f) => /partial|tmp|\.ferry/i.test(f))).toEqual([]);
       }
       proxy.reset();
-      const r = await runCli(['pull', '-q', ref, `oci:${dir}`]);
+      const r = await runCli([...cache, 'pull', '-q', ref, `oci:${dir}`]);
       expect(r.code, r.stderr).toBe(0);
       expect(layoutEntry(dir, 'v1').digest).toBe(image.digest);
       expectBlobs(dir, [image.digest, ...blobs]);
-      expectRerunBytes(`pull-oci-${sig}`, proxy.blobBytesTotal);
-      // A SIGKILLed run cannot remove its temp blobs (hidden `.<digest>.<pid>.<rand>.partial`);
-      // they are never at a blob's name, so nothing reads them. Reported, not asserted: today the
-      // rerun leaves them (a sweep of stale temps would belong to the layout writer).
-      const stale = readdirSync(join(dir, 'blobs', 'sha256')).filter((f) => f.endsWith('.partial'));
-      if (stale.length) console.info(`faults-kill: ${sig}: ${stale.length} stale .partial file(s) left in the layout after the rerun`);
-      for (const f of stale) expect(f).toMatch(/^\.[0-9a-f]{64}\.\d+\.[0-9a-f]{8}\.partial$/);
+      expectRerunBytes(`pull-oci-${sig}`, proxy.blobBytesTotal, RESUMED);
+      // No temp file of the killed run survives the rerun (the layout writer removes those of dead pids).
+      expect(readdirSync(join(dir, 'blobs', 'sha256')).filter((f) => f.endsWith('.partial'))).toEqual([]);
     });
 
     it('pull into an existing docker-archive: the old file untouched, the rerun verifies', async () => {
@@ -144,16 +157,18 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
       mkdirSync(dir);
       const file = join(dir, 'app.tar');
       writeFileSync(file, 'previous contents');
-      await killHalfway(['pull', '-q', ref, '-o', file], sig, 'download');
+      const cache = ['--cache-dir', fresh('cache')];
+      await killHalfway([...cache, 'pull', '-q', ref, '-o', file], sig, 'download', cache[1]);
       expect(readFileSync(file, 'utf8')).toBe('previous contents');
       if (sig === 'SIGINT') expect(readdirSync(dir)).toEqual(['app.tar']);
       proxy.reset();
-      const r = await runCli(['pull', '-q', ref, '-o', file]);
+      const r = await runCli([...cache, 'pull', '-q', ref, '-o', file]);
       expect(r.code, r.stderr).toBe(0);
       const entries = await readTar(file);
       expect(blobDigests(entries)).toEqual(expect.arrayContaining(blobs));
       for (const d of blobDigests(entries)) expect(sha256(entries.find((e) => e.name === `blobs/sha256/${d.slice(7)}`)!.data!)).toBe(d);
-      expectRerunBytes(`pull-tar-${sig}`, proxy.blobBytesTotal);
+      expectRerunBytes(`pull-tar-${sig}`, proxy.blobBytesTotal, RESUMED);
+      expect(readdirSync(dir)).toEqual(['app.tar']); // the killed run's temp file is gone too
     });
 
     it('push: no tag at the target after the kill, the rerun pushes every blob intact', async () => {
@@ -173,15 +188,16 @@ describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
     it('copy registry → registry: no tag at the target after the kill, the rerun verifies', async () => {
       const repo = `copied/${sig.toLowerCase()}`;
       const target = `${dest.host}/${repo}:v1`;
-      await killHalfway(['copy', '-q', ref, target], sig, 'download');
+      const cache = ['--cache-dir', fresh('cache')];
+      await killHalfway([...cache, 'copy', '-q', ref, target], sig, 'download', cache[1]);
       const tag = await fetch(`${dest.url}/v2/${repo}/manifests/v1`, { method: 'HEAD' });
       expect(tag.status).toBe(404);
       proxy.reset();
-      const r = await runCli(['copy', '-q', ref, target]);
+      const r = await runCli([...cache, 'copy', '-q', ref, target]);
       expect(r.code, r.stderr).toBe(0);
       expect(await inspectDigest(dest, repo, 'v1')).toBe(image.digest);
       for (const d of blobs) expect(sha256Of(await getBlob(dest, repo, d))).toBe(d);
-      expectRerunBytes(`copy-${sig}`, proxy.blobBytesTotal);
+      expectRerunBytes(`copy-${sig}`, proxy.blobBytesTotal, RESUMED);
     });
   });
 
