@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { certsDKey, type CertsD, type HostTls } from '../config/certs-d.js';
 import { hostPort, matchResolve, type ResolveRule } from './resolve.js';
-import { loadBuildConnector } from './undici-agent.js';
+import { loadBuildConnector, loadPool } from './undici-agent.js';
 
 type ConnectFn = ReturnType<ReturnType<typeof loadBuildConnector>>;
 type ConnectOpts = Parameters<ConnectFn>[0];
@@ -70,6 +70,19 @@ export function tlsConnectOptions(t: HostTls, env: NodeJS.ProcessEnv): { ca?: st
   };
 }
 
+/** What the undici agents need from the connection layer (one per TLS policy). */
+export interface Connector {
+  /** The `connect` of the direct agent: --resolve, per-host TLS, the alert watch. */
+  connect: ConnectFn;
+  /**
+   * A `factory` for an undici ProxyAgent to `proxy`: its pools to https registries open the
+   * CONNECT tunnel through undici (the proxy's own TLS, credentials and refusals stay undici's)
+   * and then do the registry's TLS here, inside the tunnel, exactly as a direct connection would
+   * (per-host CAs and client pairs, the alert watch); --resolve does not apply (the proxy resolves).
+   */
+  tunnelFactory(proxy: URL): (origin: string | URL, opts: object) => import('undici').Dispatcher;
+}
+
 /**
  * undici's own connector with the --resolve rules and the per-host TLS settings applied. TLS
  * settings are chosen by the destination HOST:PORT (one undici connector per host that has any,
@@ -77,7 +90,7 @@ export function tlsConnectOptions(t: HostTls, env: NodeJS.ProcessEnv): { ca?: st
  * instead, with the TLS server name (SNI and the name the certificate is checked against) still
  * HOST; undici writes the Host header from the request origin, which is unchanged.
  */
-export function customConnect(rules: readonly ResolveRule[], tls: CertsD | undefined, env: NodeJS.ProcessEnv, rejectUnauthorized: boolean, used: Set<string>, debug?: (line: string) => void): ConnectFn {
+export function createConnector(rules: readonly ResolveRule[], tls: CertsD | undefined, env: NodeJS.ProcessEnv, rejectUnauthorized: boolean, used: Set<string>, debug?: (line: string) => void): Connector {
   const build = loadBuildConnector();
   const plain = build({ rejectUnauthorized });
   const perHost = new Map<string, ConnectFn>();
@@ -93,12 +106,13 @@ export function customConnect(rules: readonly ResolveRule[], tls: CertsD | undef
     }
     return c;
   };
-  return (opts: ConnectOpts, cb) => {
+  const watched = (protocol: string, cb: Parameters<ConnectFn>[1]): Parameters<ConnectFn>[1] => protocol === 'https:' ? (err, socket) => {
+    if (socket) watchAlerts(socket);
+    cb(err as Error, socket as never);
+  } : cb;
+  const connect: ConnectFn = (opts, cb) => {
     const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
-    const callback: typeof cb = opts.protocol === 'https:' ? (err, socket) => {
-      if (socket) watchAlerts(socket);
-      cb(err as Error, socket as never);
-    } : cb;
+    const callback = watched(opts.protocol, cb);
     let base: ConnectFn;
     try {
       base = baseFor(opts.hostname, port, opts.protocol);
@@ -116,5 +130,32 @@ export function customConnect(rules: readonly ResolveRule[], tls: CertsD | undef
     const servername = opts.servername || (isIP(opts.hostname) ? '' : opts.hostname);
     return base({ ...opts, hostname: rule.address, port: String(to), servername }, callback);
   };
+  const tunnelFactory = (proxy: URL) => {
+    const Pool = loadPool();
+    return (origin: string | URL, o: object): import('undici').Dispatcher => {
+      const tunnel = (o as { connect?: unknown }).connect;
+      const u = new URL(String(origin));
+      // The proxy's own pool (forwarded plain-http requests) and http registries: as undici does.
+      if (u.protocol !== 'https:' || u.origin === proxy.origin || typeof tunnel !== 'function') return new Pool(origin, o);
+      const open = tunnel as ConnectFn;
+      const tunnelled: ConnectFn = (opts, cb) => {
+        const port = Number(opts.port) || 443;
+        const callback = watched('https:', cb);
+        let base: ConnectFn;
+        try {
+          base = baseFor(opts.hostname, port, 'https:');
+        } catch (e) {
+          callback(e as Error, null);
+          return;
+        }
+        // Asked as plain http, undici's tunnel hands back the CONNECTed socket untouched.
+        open({ ...opts, protocol: 'http:', port: String(port), host: opts.port ? opts.host : `${opts.host}:${port}` }, (err, raw) => {
+          if (err || !raw) return callback(err ?? new Error('no tunnel socket'), null);
+          base({ ...opts, httpSocket: raw } as ConnectOpts, callback);
+        });
+      };
+      return new Pool(origin, { ...o, connect: tunnelled });
+    };
+  };
+  return { connect, tunnelFactory };
 }
-
