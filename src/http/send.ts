@@ -8,7 +8,7 @@ import { isForwardedProxyRefusal, mapNetworkError, proxyRefused } from './networ
 import { describeProxy, proxyEnv, proxyFor, type ProxyEnv } from './proxy.js';
 import { hostPort, matchResolve, type ResolveRule } from './resolve.js';
 import { loadAgent, loadProxyAgent } from './undici-agent.js';
-import { alertBehind, createConnector, type Connector } from './connector.js';
+import { alertBehind, createConnector, offeredClientCerts, type Connector } from './connector.js';
 
 const MAX_REDIRECTS = 10;
 
@@ -41,7 +41,7 @@ export interface DispatcherOptions {
 
 /** A dispatcher with per-host TLS: the client certificate a connection to this URL presents. */
 interface ClientCertAware {
-  clientCertFor(url: URL): string | undefined;
+  clientCertFor(url: URL): string | string[] | undefined;
 }
 
 /**
@@ -63,10 +63,10 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   const noVerify = new Agent({ ...COMMON, connect: connectors[1].connect });
   if (tls) {
     // For error messages: whether a TLS failure happened with a client certificate, and which.
-    const clientCertFor = (url: URL): string | undefined => {
+    const clientCertFor = (url: URL): string | string[] | undefined => {
       if (url.protocol !== 'https:') return undefined;
       try {
-        return tls.forHost(certsDKey(url.hostname, Number(url.port) || 443))?.certFile;
+        return offeredClientCerts(tls, certsDKey(url.hostname, Number(url.port) || 443));
       } catch {
         return undefined;
       }
@@ -108,7 +108,7 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
     return this.proxyFor(url) ? undefined : resolvedOf(this.direct, url);
   }
 
-  clientCertFor(url: URL): string | undefined {
+  clientCertFor(url: URL): string | string[] | undefined {
     return clientCertOf(this.direct, url);
   }
 
@@ -169,7 +169,7 @@ function withResolved(e: unknown, d: Dispatcher | undefined, url: URL): unknown 
   });
 }
 
-function clientCertOf(d: Dispatcher | undefined, url: URL): string | undefined {
+function clientCertOf(d: Dispatcher | undefined, url: URL): string | string[] | undefined {
   const cf = d ? (d as unknown as Partial<ClientCertAware>).clientCertFor : undefined;
   return typeof cf === 'function' ? cf.call(d, url) : undefined;
 }
