@@ -50,6 +50,21 @@ describe.skipIf(!has)('short names, by registries.conf, against real registries'
     expect(insp.source).toBe(`${full.host}/team/app:v1`);
   });
 
+  it('search registries are asked through their mirrors: one whose origin is down resolves by its mirror (a real pull-through cache)', async () => {
+    const mirror = await startRegistry('open', { proxy: { remoteUrl: full.url } });
+    try {
+      const down = `127.0.0.1:${await freePort()}`;
+      const env = conf(`unqualified-search-registries = ["${empty.host}", "${down}"]\n\n[[registry]]\nlocation = "${down}"\n\n[[registry.mirror]]\nlocation = "${mirror.host}"\n`);
+      const r = await runCli(['inspect', '--json', '--debug', 'team/app:v1'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`short name team/app:v1 → ${down}/team/app:v1`);
+      expect(JSON.parse(r.stdout)).toMatchObject({ digest: image.digest, source: `${down}/team/app:v1` });
+      expect(r.stderr).toMatch(new RegExp(`manifest ${down.replace(/\./g, '\\.')}/team/app:v1 sha256:[0-9a-f]{64} served by mirror ${mirror.host.replace(/\./g, '\\.')}/team/app`));
+    } finally {
+      await mirror.stop();
+    }
+  });
+
   it('an alias wins over the search list', async () => {
     const env = conf(`unqualified-search-registries = ["${empty.host}"]\n[aliases]\n"myapp" = "${full.host}/team/app"\n`);
     const insp = await ferryJson<{ digest: string }>(['inspect', 'myapp:v1'], { env });
