@@ -78,4 +78,17 @@ describe.skipIf(!has || !alias)('certs.d through an HTTPS_PROXY tunnel', () => {
     expectFailure(r, 5, `https://${host} via proxy`, 'rejected the client certificate',
       join(env['HOME']!, '.config', 'containers', 'certs.d', host, 'me.cert'));
   });
+
+  it('several client pairs through the tunnel: the refused first pair is followed by the second on a fresh CONNECT', async () => {
+    const other = await makeTestCa(join(work.path, 'other-ca-2'), 'other2');
+    const c = await issueCert(other, { name: 'stranger2', usage: 'client' });
+    const env = envWith('pairs', [[reg.caFile!, 'ca.crt'], [c.cert, 'a-stranger.cert'], [c.key, 'a-stranger.key'],
+      [reg.clientCert!.cert, 'b-client.cert'], [reg.clientCert!.key, 'b-client.key']]);
+    const before = proxy.requests().length;
+    const r = await ferryOk(['--debug', 'inspect', '--json', `${host}/app:v1`], { env });
+    expect(JSON.parse(r.stdout)).toMatchObject({ digest: image.digest });
+    expect(r.stderr).toMatch(/client certificate \S*a-stranger\.cert refused/);
+    expect(r.stderr).toMatch(/client certificate \S*b-client\.cert accepted/);
+    expect(proxy.requests().slice(before).filter((l) => l === `CONNECT ${host} HTTP/1.1`).length).toBeGreaterThanOrEqual(2);
+  });
 });
