@@ -6,6 +6,11 @@
  * given), `--authfile F` (both sides), `--src-authfile` / `--dest-authfile` (override it per side).
  *
  * Rules (all checked before standard input is read or any request is made):
+ *   - a short name that pull, inspect or a copy's source qualify by registries.conf (an alias, the
+ *     unqualified-search-registries) binds to the registry it resolves to, not to docker.io as it
+ *     parses: one registry (an alias, a single search registry) → that one; several search
+ *     registries → usage error asking to qualify the name (the credential would otherwise reach
+ *     every registry probed, as podman's --creds does; it goes to one registry only).
  *   - side-less credentials go to the one registry host the command touches; none → usage error,
  *     more than one (copy between registries, pull from several) → usage error naming the
  *     per-side flags. A copy within one registry is one host: both sides use them.
@@ -21,6 +26,7 @@ import { loadAuthfile } from '../auth/authfile.js';
 import type { Credential, CredentialBinding, CredentialSide } from '../auth/credential.js';
 import { parseCredsFlag } from '../auth/flags.js';
 import { RATE_LIMIT_PROBE } from '../ops/ratelimit.js';
+import { resolveShortName, type RegistriesConf, type ShortNameMode } from '../config/index.js';
 import { FerryError } from '../errors.js';
 import { resolveLocalLocation } from '../ops/sniff.js';
 import { parseRepository } from '../ref/index.js';
@@ -46,6 +52,22 @@ export interface CommandScope {
   twoSided: boolean;
   source: Location[];
   destination: Location[];
+  /** Source locations the command qualifies by registries.conf (pull, inspect, copy): as typed. */
+  shortNames?: Map<Location, string>;
+}
+
+/** registries.conf for short names, loaded only when a credential flag meets a short name. */
+export interface ShortNameRules {
+  load(): Promise<RegistriesConf>;
+  mode?: ShortNameMode;
+}
+
+/** Where a short name's credential would go: every registry it may resolve to. */
+interface ShortNameHosts {
+  input: string;
+  hosts: string[];
+  why: string;
+  first: string;
 }
 
 export interface BoundCredentials {
@@ -53,7 +75,24 @@ export interface BoundCredentials {
   authfiles: Partial<Record<CredentialSide, string>>;
 }
 
-const hostsOf = (locs: Location[]): string[] => [...new Set(locs.flatMap((l) => (l.transport === 'docker' ? [l.ref.registry] : [])))];
+const hostsIn = (resolved: Map<Location, ShortNameHosts>) => (locs: Location[]): string[] =>
+  [...new Set(locs.flatMap((l) => (l.transport === 'docker' ? resolved.get(l)?.hosts ?? [l.ref.registry] : [])))];
+
+/** The registries each short name of the scope resolves to (registries.conf read, no request). */
+async function shortNameHosts(scope: CommandScope, rules: ShortNameRules | undefined): Promise<Map<Location, ShortNameHosts>> {
+  const out = new Map<Location, ShortNameHosts>();
+  if (!rules || !scope.shortNames?.size) return out;
+  let conf: RegistriesConf | undefined;
+  for (const [loc, input] of scope.shortNames) {
+    if (loc.transport !== 'docker') continue;
+    conf ??= await rules.load();
+    const r = resolveShortName(input.replace(/^docker:\/\//, ''), conf, rules.mode);
+    if (r.rationale === 'qualified' || r.rationale === 'docker') continue;
+    const why = `${r.rationale === 'alias' ? 'alias' : 'unqualified-search-registries'}${r.origin ? ` at ${r.origin}` : ''}`;
+    out.set(loc, { input, hosts: [...new Set(r.candidates.map((c) => c.registry))], why, first: r.candidates[0]!.toString() });
+  }
+  return out;
+}
 const describe = (locs: Location[]): string => locs.map(formatLocation).join(', ') || 'nothing';
 
 /** Parses a location as the command will; undefined when it does not parse (the command reports that). */
@@ -73,14 +112,18 @@ export async function commandScope(cmd: Command, debug?: (line: string) => void)
   const docker = (s: string) => () => parseLocation(s);
   switch (name) {
     case 'copy':
-    case 'push': // push reads a local image only (a registry source is its own usage error)
-      return { command: name, twoSided: true, source: await tryLocation(() => resolveLocalLocation(str(0), debug ? { debug } : {})), destination: await tryLocation(docker(str(1))) };
+    case 'push': { // push reads a local image only (a registry source is its own usage error)
+      const source = await tryLocation(() => resolveLocalLocation(str(0), debug ? { debug } : {}));
+      const shortNames = new Map<Location, string>(name === 'copy' ? source.map((l) => [l, str(0)]) : []);
+      return { command: name, twoSided: true, source, destination: await tryLocation(docker(str(1))), shortNames };
+    }
     case 'pull': {
       const all = Array.isArray(args[0]) ? (args[0] as string[]) : [];
       const hasOutput = (cmd.opts() as { output?: string }).output !== undefined;
       const refs = hasOutput ? all : all.slice(0, -1);
-      const source = (await Promise.all(refs.map((r) => tryLocation(docker(r))))).flat();
-      return { command: name, twoSided: true, source, destination: hasOutput ? [] : await tryLocation(docker(all[all.length - 1] ?? '')) };
+      const shortNames = new Map<Location, string>();
+      const source = (await Promise.all(refs.map(async (r) => (await tryLocation(docker(r))).map((l) => (shortNames.set(l, r), l))))).flat();
+      return { command: name, twoSided: true, source, destination: hasOutput ? [] : await tryLocation(docker(all[all.length - 1] ?? '')), shortNames };
     }
     case 'tags': {
       const s = str(0);
@@ -90,7 +133,10 @@ export async function commandScope(cmd: Command, debug?: (line: string) => void)
     case 'tag':
     case 'delete':
       return { command: name, twoSided: false, source: await tryLocation(docker(`docker://${str(0).replace(/^docker:\/\//, '')}`)), destination: [] };
-    case 'inspect':
+    case 'inspect': {
+      const source = await tryLocation(docker(str(0)));
+      return { command: name, twoSided: false, source, destination: [], shortNames: new Map(source.map((l) => [l, str(0)])) };
+    }
     case 'explain': // ferry auth explain REF
       return { command: name, twoSided: false, source: await tryLocation(docker(str(0))), destination: [] };
     case 'ratelimit':
@@ -106,7 +152,7 @@ const usage = (msg: string, hint?: string): FerryError => new FerryError('E_USAG
  * Checks the flags against the command's scope and binds them to hosts. `readPassword` is called
  * (once) only after every check passed.
  */
-export async function bindCredentials(f: CredentialFlags, scope: CommandScope, readPassword: () => Promise<string>): Promise<BoundCredentials> {
+export async function bindCredentials(f: CredentialFlags, scope: CommandScope, readPassword: () => Promise<string>, shortNames?: ShortNameRules): Promise<BoundCredentials> {
   const sides = {
     any: { creds: f.creds, username: f.username, flag: '--creds', userFlag: '--username' },
     source: { creds: f.srcCreds, username: f.srcUsername, flag: '--src-creds', userFlag: '--src-username' },
@@ -142,6 +188,20 @@ export async function bindCredentials(f: CredentialFlags, scope: CommandScope, r
   ];
   if (!scope.twoSided && sidedFlags.length > 0) {
     throw usage(`${sidedFlags[0]} is for copy, push and pull; ${scope.command} takes --creds, --username or --authfile`);
+  }
+
+  // A short name's credential goes to the registry it resolves to; several possible → refused.
+  const resolved = given(sides.any) || given(sides.source) ? await shortNameHosts(scope, shortNames) : new Map<Location, ShortNameHosts>();
+  const hostsOf = hostsIn(resolved);
+  for (const s of [sides.any, sides.source]) {
+    if (!given(s)) continue;
+    for (const l of scope.source) {
+      const r = resolved.get(l);
+      if (r && r.hosts.length > 1) {
+        throw usage(`${s.creds !== undefined ? s.flag : s.userFlag}: short name ${r.input} may resolve to any of ${r.hosts.join(', ')} (${r.why}); credentials go to one registry only`,
+          `qualify the name (${r.first}) so they go to that registry, or use --authfile FILE with an entry for each registry`);
+      }
+    }
   }
 
   const allLocs = [...scope.source, ...scope.destination];

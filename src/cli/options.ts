@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { parseMirrorFlag, parseShortNameMode, type MirrorFlag, type NetworkConfigOptions, type ShortNameMode } from '../config/index.js';
+import { loadNetworkConfig, parseMirrorFlag, parseShortNameMode, type MirrorFlag, type NetworkConfigOptions, type ShortNameMode } from '../config/index.js';
 import { FerryError } from '../errors.js';
 import { parseResolve, type ResolveRule } from '../http/resolve.js';
 import type { OpContext } from '../ops/context.js';
@@ -131,7 +131,8 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   const debug = g.debug ? (line: string) => void io.stderr.write(`debug: ${line}\n`) : undefined;
   // Sniffing a push/copy source may spool a pipe (once per process): --debug says so here.
   const sc = typeof scope.command === 'string' ? (scope as CommandScope) : await commandScope(scope as Command, debug);
-  const bound = await bindCredentials(g, sc, async () => (await readAll(io.stdin)).replace(/\r?\n$/, ''));
+  const shortNames = { load: async () => (await loadNetworkConfig(networkConfigFrom(g) ?? {}, io.env)).registries, ...(g.shortNameMode ? { mode: g.shortNameMode } : {}) };
+  const bound = await bindCredentials(g, sc, async () => (await readAll(io.stdin)).replace(/\r?\n$/, ''), shortNames);
   // One per process: the low rate-limit warning is given once per registry, whatever the sessions.
   const ctx: OpContext = { tlsVerify: g.tlsVerify, env: io.env, signal, warn, rateLimits: new RateLimitLog() };
   if (bound.credentials.length) ctx.credentials = bound.credentials;

@@ -7,8 +7,10 @@
  *   `/etc/containers/certs.d/<host[:port]>/`, `/etc/docker/certs.d/<host[:port]>/`.
  * `FERRY_SYSTEM_CERTS_D` (a `:`-separated list of roots) replaces the two /etc roots (tests).
  * In the directory: `*.crt` are CA certificates (added to the system roots, never replacing them),
- * `*.cert` + `*.key` are client pairs matched by base name (the first by name is used); a `.key`
- * without its `.cert`, or the reverse, is E_BAD_CONFIG naming both files.
+ * `*.cert` + `*.key` are client pairs matched by base name, all of them, sorted by name (as
+ * containers/image loads every pair; http/connector.ts offers them in that order until the
+ * registry accepts one); a `.key` without its `.cert`, or the reverse, is E_BAD_CONFIG naming
+ * both files. `--client-cert/--client-key` replace the directory's pairs.
  *
  * Cost when nothing is configured: each candidate directory is stat'ed once per process; files
  * are read once per directory per process.
@@ -25,11 +27,21 @@ export interface TlsOptions {
   clientKey?: string;
 }
 
+/** One client certificate and its key (PEM), with the files they came from. */
+export interface ClientPair {
+  certFile: string;
+  keyFile: string;
+  cert: string;
+  key: string;
+}
+
 /** What a connection to one host needs beyond the defaults; files are named for messages. */
 export interface HostTls {
   /** Extra CA certificates (PEM), to add to the default roots. */
   ca: string[];
   caFiles: string[];
+  /** Every client pair, in the order to offer them (empty: none). The fields below are the first. */
+  pairs: ClientPair[];
   cert?: string;
   key?: string;
   certFile?: string;
@@ -77,7 +89,7 @@ export function userCertsDPath(key: string): string {
 interface DirContents {
   ca: string[];
   caFiles: string[];
-  pair?: { certFile: string; keyFile: string; cert: string; key: string };
+  pairs: ClientPair[];
 }
 const dirCache = new Map<string, DirContents>();
 
@@ -99,7 +111,7 @@ export function readCertDir(dir: string): DirContents {
   } catch (e) {
     throw new FerryError('E_BAD_CONFIG', `cannot read certificate directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
   }
-  const out: DirContents = { ca: [], caFiles: [] };
+  const out: DirContents = { ca: [], caFiles: [], pairs: [] };
   for (const n of names) {
     if (n.endsWith('.crt')) {
       const p = join(dir, n);
@@ -115,11 +127,10 @@ export function readCertDir(dir: string): DirContents {
   for (const b of keys) {
     if (!certs.has(b)) throw lonely(join(dir, `${b}.key`), join(dir, `${b}.cert`), 'certificate');
   }
-  const first = [...certs].sort()[0];
-  if (first !== undefined) {
-    const certFile = join(dir, `${first}.cert`);
-    const keyFile = join(dir, `${first}.key`);
-    out.pair = { certFile, keyFile, cert: readFile(certFile, 'client certificate'), key: readFile(keyFile, 'client key') };
+  for (const b of [...certs].sort()) {
+    const certFile = join(dir, `${b}.cert`);
+    const keyFile = join(dir, `${b}.key`);
+    out.pairs.push({ certFile, keyFile, cert: readFile(certFile, 'client certificate'), key: readFile(keyFile, 'client key') });
   }
   dirCache.set(dir, out);
   return out;
@@ -170,16 +181,18 @@ export class CertsD {
     });
     const dir = this.dirFor(key);
     const c = dir ? readCertDir(dir) : undefined;
-    const t: HostTls = { ca: [...(c?.ca ?? [])], caFiles: [...(c?.caFiles ?? [])], ...(dir ? { dir } : {}) };
+    const t: HostTls = { ca: [...(c?.ca ?? [])], caFiles: [...(c?.caFiles ?? [])], pairs: [], ...(dir ? { dir } : {}) };
     if (f.ca !== undefined) {
       t.ca.push(f.ca);
       t.caFiles.push(this.opts.caCert!);
     }
     if (f.cert !== undefined && f.key !== undefined) {
-      Object.assign(t, { cert: f.cert, key: f.key, certFile: this.opts.clientCert!, keyFile: this.opts.clientKey! });
-    } else if (c?.pair) {
-      Object.assign(t, { cert: c.pair.cert, key: c.pair.key, certFile: c.pair.certFile, keyFile: c.pair.keyFile });
+      t.pairs.push({ cert: f.cert, key: f.key, certFile: this.opts.clientCert!, keyFile: this.opts.clientKey! });
+    } else {
+      t.pairs.push(...(c?.pairs ?? []));
     }
+    const first = t.pairs[0];
+    if (first) Object.assign(t, { cert: first.cert, key: first.key, certFile: first.certFile, keyFile: first.keyFile });
     const result = t.ca.length || t.cert ? t : undefined;
     this.perHost.set(key, result);
     return result;

@@ -28,8 +28,8 @@ const CLIENT_CERT_ALERTS = new Set([
 
 /** What mapNetworkError knows about the connection beyond the error. */
 export interface TlsContext {
-  /** The client certificate file the connection presented, if any. */
-  clientCert?: string;
+  /** The client certificate file the connection presented, if any (several: each was offered). */
+  clientCert?: string | readonly string[];
 }
 
 /** `host` for 443, else `host:port`: the certs.d directory name for the URL's host. */
@@ -69,8 +69,9 @@ export function describeTlsFailure(code: string, e: unknown, url: URL, ctx: TlsC
     return { reason: 'the registry requires a client certificate', hint: clientHint };
   }
   if (CLIENT_CERT_ALERTS.has(code) || code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE') {
+    const certs = typeof ctx.clientCert === 'string' ? [ctx.clientCert] : [...(ctx.clientCert ?? [])];
     return {
-      reason: `the registry rejected the client certificate ${ctx.clientCert} (${alertWords(code)})`,
+      reason: `${certs.length > 1 ? `the registry rejected each client certificate offered (${certs.join(', ')})` : `the registry rejected the client certificate ${certs[0]}`} (${alertWords(code)})`,
       hint: `use a client certificate issued by a CA the registry trusts: ${clientHint}`,
     };
   }

@@ -8,7 +8,7 @@ import { isForwardedProxyRefusal, mapNetworkError, proxyRefused } from './networ
 import { describeProxy, proxyEnv, proxyFor, type ProxyEnv } from './proxy.js';
 import { hostPort, matchResolve, type ResolveRule } from './resolve.js';
 import { loadAgent, loadProxyAgent } from './undici-agent.js';
-import { alertBehind, tlsConnectOptions, customConnect } from './connector.js';
+import { alertBehind, createConnector, offeredClientCerts, type Connector } from './connector.js';
 
 const MAX_REDIRECTS = 10;
 
@@ -41,7 +41,7 @@ export interface DispatcherOptions {
 
 /** A dispatcher with per-host TLS: the client certificate a connection to this URL presents. */
 interface ClientCertAware {
-  clientCertFor(url: URL): string | undefined;
+  clientCertFor(url: URL): string | string[] | undefined;
 }
 
 /**
@@ -58,15 +58,15 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   const tls = opts.tls?.active ? opts.tls : undefined;
   // Always ferry's connector (undici's own, built as undici would, plus the alert watch): the
   // per-host TLS and --resolve parts cost nothing when there are none.
-  const connect = (rejectUnauthorized: boolean) => customConnect(rules, tls, env, rejectUnauthorized, used, opts.debug);
-  const verify = new Agent({ ...COMMON, connect: connect(true) });
-  const noVerify = new Agent({ ...COMMON, connect: connect(false) });
+  const connectors = [createConnector(rules, tls, env, true, used, opts.debug), createConnector(rules, tls, env, false, used, opts.debug)] as const;
+  const verify = new Agent({ ...COMMON, connect: connectors[0].connect });
+  const noVerify = new Agent({ ...COMMON, connect: connectors[1].connect });
   if (tls) {
     // For error messages: whether a TLS failure happened with a client certificate, and which.
-    const clientCertFor = (url: URL): string | undefined => {
+    const clientCertFor = (url: URL): string | string[] | undefined => {
       if (url.protocol !== 'https:') return undefined;
       try {
-        return tls.forHost(certsDKey(url.hostname, Number(url.port) || 443))?.certFile;
+        return offeredClientCerts(tls, certsDKey(url.hostname, Number(url.port) || 443));
       } catch {
         return undefined;
       }
@@ -84,7 +84,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   }
   const proxies = proxyEnv(env);
   if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
-  const routers = [new ProxyRouter(proxies, verify, true, tls, env), new ProxyRouter(proxies, noVerify, false, tls, env)] as const;
+  const routers = [new ProxyRouter(proxies, verify, true, connectors[0]), new ProxyRouter(proxies, noVerify, false, connectors[1])] as const;
   return {
     verify: routers[0] as unknown as Dispatcher,
     noVerify: routers[1] as unknown as Dispatcher,
@@ -97,7 +97,7 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
 
   constructor(
     private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean,
-    private readonly tls?: CertsD, private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly connector: Connector,
   ) {}
 
   proxyFor(url: URL): URL | undefined {
@@ -108,20 +108,18 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
     return this.proxyFor(url) ? undefined : resolvedOf(this.direct, url);
   }
 
-  clientCertFor(url: URL): string | undefined {
+  clientCertFor(url: URL): string | string[] | undefined {
     return clientCertOf(this.direct, url);
   }
 
   request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
     const proxy = this.proxyFor(new URL(String(opts.origin)));
-    return (proxy ? this.agentFor(proxy, new URL(String(opts.origin))) : this.direct).request(opts);
+    return (proxy ? this.agentFor(proxy) : this.direct).request(opts);
   }
 
-  /** One ProxyAgent per proxy and, for https registries with per-host TLS (certs.d, flags), per
-   * registry host: the TLS inside the tunnel is the registry's own. */
-  private agentFor(proxy: URL, target: URL): Dispatcher {
-    const hostTls = this.tls && target.protocol === 'https:' ? this.tls.forHost(certsDKey(target.hostname, Number(target.port) || 443)) : undefined;
-    const key = hostTls ? `${proxy.href} ${certsDKey(target.hostname, Number(target.port) || 443)}` : proxy.href;
+  /** One ProxyAgent per proxy; the TLS inside its tunnels is the connector's (the registry's own). */
+  private agentFor(proxy: URL): Dispatcher {
+    const key = proxy.href;
     let agent = this.viaProxy.get(key);
     if (!agent) {
       const ProxyAgent = loadProxyAgent();
@@ -132,11 +130,11 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
       const token = user || proxy.password ? `Basic ${Buffer.from(`${user}:${decode(proxy.password)}`).toString('base64')}` : undefined;
       const tls = { rejectUnauthorized: this.tlsVerify };
       // http registries are forwarded (GET http://host/…), as Go does: many proxies allow
-      // CONNECT to port 443 only. https registries are tunnelled with CONNECT; TLS to the
-      // registry inside the tunnel (requestTls) and to an https proxy (proxyTls) follow --tls-verify;
-      // the registry's certs.d CAs and client pair apply inside the tunnel only.
-      const requestTls = hostTls ? { ...tls, ...tlsConnectOptions(hostTls, this.env) } : tls;
-      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, requestTls, proxyTls: tls, ...(token ? { token } : {}) });
+      // CONNECT to port 443 only. https registries are tunnelled with CONNECT, and the TLS to
+      // the registry inside the tunnel is the connector's (connector.ts tunnelFactory: --tls-verify,
+      // the registry's certs.d CAs and client pairs, the alert watch); TLS to an https proxy
+      // (proxyTls) follows --tls-verify.
+      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, proxyTls: tls, factory: this.connector.tunnelFactory(uri), ...(token ? { token } : {}) });
       this.viaProxy.set(key, agent);
     }
     return agent;
@@ -171,7 +169,7 @@ function withResolved(e: unknown, d: Dispatcher | undefined, url: URL): unknown 
   });
 }
 
-function clientCertOf(d: Dispatcher | undefined, url: URL): string | undefined {
+function clientCertOf(d: Dispatcher | undefined, url: URL): string | string[] | undefined {
   const cf = d ? (d as unknown as Partial<ClientCertAware>).clientCertFor : undefined;
   return typeof cf === 'function' ? cf.call(d, url) : undefined;
 }
@@ -228,7 +226,7 @@ export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Sen
       } catch (e) {
         if (body instanceof Readable) body.destroy();
         const cc = clientCertOf(dispatcher, current.url);
-        throw withResolved(mapNetworkError(proxy ? e : alertBehind(e), current.url, proxy, cc !== undefined ? { clientCert: cc } : {}), dispatcher, current.url);
+        throw withResolved(mapNetworkError(alertBehind(e), current.url, proxy, cc !== undefined ? { clientCert: cc } : {}), dispatcher, current.url);
       }
       const headers = res.headers as Record<string, string | string[] | undefined>;
       if (proxy && current.url.protocol === 'http:' && proxy.protocol === 'http:' && isForwardedProxyRefusal(res.statusCode, headers)) {

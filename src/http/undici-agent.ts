@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import type { Agent, ProxyAgent, buildConnector } from 'undici';
+import type { Agent, Pool, ProxyAgent, buildConnector } from 'undici';
 
 const require = createRequire(import.meta.url);
 
@@ -78,4 +78,16 @@ export function loadBuildConnector(): typeof buildConnector {
     // moved or not exported: fall through
   }
   return (require('undici') as typeof import('undici')).buildConnector;
+}
+
+/** undici's `Pool`, also without the index: the pools of ferry's proxy agents (connector.ts). */
+export function loadPool(): typeof Pool {
+  loadAgent();
+  try {
+    const Lean = require('undici/lib/dispatcher/pool.js') as typeof Pool;
+    if (typeof Lean === 'function' && typeof (Lean.prototype as unknown as Record<string, unknown>)['request'] === 'function') return Lean;
+  } catch {
+    // moved or not exported: fall through
+  }
+  return (require('undici') as typeof import('undici')).Pool;
 }

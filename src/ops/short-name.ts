@@ -5,17 +5,21 @@
  *   parsed;
  * - an alias: its target;
  * - `unqualified-search-registries`: each registry in order (permissive; enforcing with more than
- *   one is E_USAGE before any request), asked with a manifest HEAD (free on Docker Hub); the first
- *   that has it wins, and the image is named after it. A registry that is down, refuses or lacks
- *   it is passed over; none having it is E_NOT_FOUND listing what was tried.
+ *   one is E_USAGE before any request), asked with a manifest HEAD (free on Docker Hub) through
+ *   the same endpoints a pull uses (`Session.endpoints(ref, 'pull')`: its mirrors first, then the
+ *   origin, as transports' EndpointsRegistrySource tries them), so a search registry reachable
+ *   only through its mirror still resolves; the first that has it wins, and the image is named
+ *   after it (the origin's name, never the mirror's). A registry that is down, refuses, lacks it or
+ *   is blocked is passed over; none having it is E_NOT_FOUND listing what was tried.
  */
 import { resolveShortName } from '../config/index.js';
 import { FerryError, isAbortError, isFerryError } from '../errors.js';
 import type { ImageReference } from '../ref/index.js';
 import type { Session } from '../registry/session.js';
+import { openSource } from '../transports/index.js';
 import type { OpContext } from './context.js';
 
-const PASS_OVER = new Set(['E_NETWORK', 'E_TLS', 'E_REGISTRY', 'E_NOT_FOUND', 'E_UNAUTHORIZED', 'E_DENIED', 'E_RATE_LIMITED']);
+const PASS_OVER = new Set(['E_NETWORK', 'E_TLS', 'E_REGISTRY', 'E_NOT_FOUND', 'E_UNAUTHORIZED', 'E_DENIED', 'E_RATE_LIMITED', 'E_UNSUPPORTED', 'E_BLOCKED']);
 
 export async function qualifyShortName(input: string, parsed: ImageReference, session: Session, ctx: OpContext): Promise<ImageReference> {
   const rules = await session.networkRules();
@@ -29,9 +33,9 @@ export async function qualifyShortName(input: string, parsed: ImageReference, se
   const tried: string[] = [];
   for (const c of r.candidates) {
     try {
-      const repo = session.registry(c, 'source').repository(c.repository);
-      // HEAD first; a registry whose HEAD lacks the digest header is asked with GET.
-      if (!(await repo.headManifest(c.reference(), ctx.signal))) await repo.getManifest(c.reference(), ctx.signal ? { signal: ctx.signal } : {});
+      // The pull's endpoints (mirrors, then the origin); each HEAD first, GET when a HEAD lacks
+      // the digest header (RegistrySource.resolve).
+      await openSource({ transport: 'docker', ref: c }, session, 'pull').resolve(ctx.signal);
       ctx.debug?.(`short name ${input} → ${c.toString()} (${why}; tried ${[...tried, c.toString()].join(', ')})`);
       return c;
     } catch (e) {

@@ -95,6 +95,22 @@ describe('ferry config explain', () => {
     expect(t.stdout).toMatch(/^Push: {8}1\. ghcr\.io\/corp\/tool:2 +origin, from .*50-corp\.conf:1, insecure/m);
   });
 
+  it('certs.d: every client pair of a host, in the order offered, with its CA (JSON and text)', async () => {
+    const d = join(root, 'home/.config/containers/certs.d/ghcr.io');
+    for (const f of ['ca.crt', 'b-second.cert', 'b-second.key', 'a-first.cert', 'a-first.key']) put(`home/.config/containers/certs.d/ghcr.io/${f}`, 'PEM\n');
+    const tenv = { ...env, FERRY_SYSTEM_CERTS_D: '' };
+    const doc = await ferryJson(['config', 'explain', 'ghcr.io/org/app:1'], { env: tenv });
+    expectDocument(doc, 'config explain');
+    expect(doc.tls).toEqual([{
+      registry: 'ghcr.io', dir: d, caFiles: [join(d, 'ca.crt')],
+      clientCertificates: [{ cert: join(d, 'a-first.cert'), key: join(d, 'a-first.key') }, { cert: join(d, 'b-second.cert'), key: join(d, 'b-second.key') }],
+    }]);
+    const t = await ferryOk(['config', 'explain', 'ghcr.io/org/app:1'], { env: tenv });
+    expect(t.stdout).toContain(`TLS:         ghcr.io (${d}): CA ${join(d, 'ca.crt')}; client pair 1: ${join(d, 'a-first.cert')} + ${join(d, 'a-first.key')}; client pair 2: ${join(d, 'b-second.cert')} + ${join(d, 'b-second.key')}`);
+    const none = await ferryJson(['config', 'explain', 'quay.io/org/app:1'], { env: tenv });
+    expect(none.tls).toEqual([]);
+  });
+
   it('enforcing with two search registries is exit 2 asking to qualify', async () => {
     const r = await runCli(['config', 'explain', 'app', '--short-name-mode', 'enforcing'], { env });
     expectFailure(r, 2, 'short name "app" is ambiguous', 'hint: qualify it');

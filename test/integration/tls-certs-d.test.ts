@@ -128,6 +128,31 @@ describe.skipIf(!has)('certs.d and TLS flags (real registry)', () => {
     expectFailure(r, 5, mtls.host, 'rejected the client certificate', join(d, 'me.cert'));
   });
 
+  it('mTLS: several pairs in certs.d are offered in name order until one is accepted; --debug names the refused one and the accepted one', async () => {
+    const { env, userDir } = fresh('mtls-second');
+    const d = userDir(mtls.host);
+    copyFileSync(mtls.caFile!, join(d, 'ca.crt'));
+    const other: TestCa = await makeTestCa(join(work.path, 'second-other-ca'), 'other2');
+    const c = await issueCert(other, { name: 'stranger2', usage: 'client' });
+    copyFileSync(c.cert, join(d, 'a-stranger.cert'));
+    copyFileSync(c.key, join(d, 'a-stranger.key'));
+    copyFileSync(mtls.clientCert!.cert, join(d, 'b-client.cert'));
+    copyFileSync(mtls.clientCert!.key, join(d, 'b-client.key'));
+    const r = await ferryOk(['--debug', 'push', `oci:${layout}:v1`, `${mtls.host}/second:v1`], { env });
+    expect(r.stderr).toContain(`client certificate ${join(d, 'a-stranger.cert')} refused`);
+    expect(r.stderr).toContain(`debug: tls ${mtls.host}: client certificate ${join(d, 'b-client.cert')} accepted`);
+    const pulled = await ferryImage(['pull', '-q', `${mtls.host}/second:v1`, `oci:${join(work.path, 'pulled-second')}:v1`], { env });
+    expect(pulled.digest).toBe(image.digest);
+    // Neither pair from the registry's CA: each is offered, and the error names both.
+    rmSync(join(d, 'b-client.cert'));
+    rmSync(join(d, 'b-client.key'));
+    const c3 = await issueCert(other, { name: 'stranger3', usage: 'client' });
+    copyFileSync(c3.cert, join(d, 'c-stranger.cert'));
+    copyFileSync(c3.key, join(d, 'c-stranger.key'));
+    const bad = await runCli(['inspect', `${mtls.host}/second:v1`], { env });
+    expectFailure(bad, 5, mtls.host, 'rejected each client certificate offered', join(d, 'a-stranger.cert'), join(d, 'c-stranger.cert'));
+  });
+
   it('mTLS: a lone .key is E_BAD_CONFIG (exit 2) naming the key and the missing .cert', async () => {
     const { env, userDir } = fresh('mtls-lone');
     const d = userDir(mtls.host);

@@ -15,7 +15,8 @@ export function configCommands(program: Command, io: CliIO, signal: AbortSignal)
 Reads registries.conf (--registries-conf, CONTAINERS_REGISTRIES_CONF, ~/.config/containers/
 registries.conf or /etc/containers/registries.conf, their registries.conf.d drop-ins and
 ~/.cache/containers/short-name-aliases.conf) and docker's daemon.json (--daemon-config or
-/etc/docker/daemon.json). A blocked registry exits 9 naming the file and line.
+/etc/docker/daemon.json), and the certs.d directories of the hosts (CAs, client pairs in the order
+offered). A blocked registry exits 9 naming the file and line.
 
 Examples:
   ferry config explain alpine
@@ -59,5 +60,9 @@ export function renderConfigExplain(r: ConfigExplainResult): string {
   lines.push(`Files:       ${r.files.length ? r.files.join(', ') : '(none)'}`);
   lines.push(`Rule:        ${r.rule ? `[[registry]] prefix "${r.rule.prefix}" at ${r.rule.origin}` : '(no [[registry]] matches)'}`);
   lines.push(...endpointLines('Pull:        ', r.pull.endpoints), ...endpointLines('Push:        ', r.push.endpoints));
+  for (const [i, t] of r.tls.entries()) {
+    const what = [...t.caFiles.map((f) => `CA ${f}`), ...t.clientCertificates.map((c, n) => `client pair ${n + 1}: ${c.cert} + ${c.key}`)];
+    lines.push(`${i === 0 ? 'TLS:         ' : '             '}${t.registry}${t.dir ? ` (${t.dir})` : ''}: ${what.join('; ') || 'nothing'}`);
+  }
   return lines.join('\n');
 }

@@ -66,6 +66,20 @@ describe('certs.d', () => {
     expect(c.forHost('reg:5000')).toMatchObject({ ca: ['CA-FLAT', 'CA-EXTRA'], cert: 'DCERT', key: 'DKEY' });
     const f = new CertsD({ certDir: flat, clientCert: join(root, 'me.cert'), clientKey: join(root, 'me.key') }, { HOME: home });
     expect(f.forHost('any')).toMatchObject({ cert: 'MECERT', key: 'MEKEY', certFile: join(root, 'me.cert') });
+    expect(f.forHost('any')!.pairs.map((p) => p.certFile)).toEqual([join(root, 'me.cert')]);
+  });
+
+  it('every client pair of a directory, sorted by name (the first is also cert/key)', () => {
+    const d = dir('pairs');
+    for (const n of ['zeta', 'alpha', 'mid']) {
+      writeFileSync(join(d, `${n}.cert`), `${n.toUpperCase()}-CERT`);
+      writeFileSync(join(d, `${n}.key`), `${n.toUpperCase()}-KEY`);
+    }
+    const t = new CertsD({ certDir: d }, { HOME: join(root, 'h-pairs') }).forHost('reg')!;
+    expect(t.pairs).toEqual(['alpha', 'mid', 'zeta'].map((n) => ({
+      certFile: join(d, `${n}.cert`), keyFile: join(d, `${n}.key`), cert: `${n.toUpperCase()}-CERT`, key: `${n.toUpperCase()}-KEY`,
+    })));
+    expect(t).toMatchObject({ cert: 'ALPHA-CERT', key: 'ALPHA-KEY', certFile: join(d, 'alpha.cert') });
   });
 
   it('a lone .key or .cert is E_BAD_CONFIG naming both files', () => {

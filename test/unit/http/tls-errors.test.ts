@@ -42,6 +42,8 @@ describe('E_TLS wording', () => {
       'the registry rejected the client certificate /certs/me.cert (bad certificate)', ['issued by a CA the registry trusts']],
     ['unknown CA alert, one presented', tlsError('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), { clientCert: '/certs/me.cert' }, URL5000,
       'rejected the client certificate /certs/me.cert (unknown ca)', []],
+    ['bad certificate alert, each of several refused', tlsError('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE'), { clientCert: ['/certs/a.cert', '/certs/b.cert'] }, URL5000,
+      'the registry rejected each client certificate offered (/certs/a.cert, /certs/b.cert) (bad certificate)', ['issued by a CA the registry trusts']],
   ] as const)('%s', (_n, err, ctx, url, message, hints) => {
     const e = mapNetworkError(err, url, undefined, ctx) as { code: string; message: string; hint?: string; exitCode: number };
     expect(e.code).toBe('E_TLS');
