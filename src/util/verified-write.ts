@@ -100,9 +100,11 @@ export async function writeVerifiedRegion(
     for (let attempt = 1; ; attempt++) {
       const w = new RegionWriter(fh, base, durable, onDurable);
       let src: Readable | undefined;
+      let opened = false;
       try {
         signal?.throwIfAborted();
         src = await openAbortable(open, durable, signal);
+        opened = true;
         await receive(src, w, durable, expected.size, opts.what);
         await w.drain();
         break;
@@ -111,7 +113,10 @@ export async function writeVerifiedRegion(
         await w.settle(); // the in-flight write, if any, lands (or fails) before we decide
         if (w.failure !== undefined) throw opts.writeError ? opts.writeError(w.failure) : w.failure;
         const err = e;
-        if (isAbortError(err) || signal?.aborted || attempt >= attempts || !(opts.isRetryable?.(err) ?? false)) throw err;
+        // Only a body that broke mid-way is resumed here: a request that failed (no stream) was
+        // retried with backoff by the HTTP layer already, and trying it again here multiplied
+        // the attempts (5 × 5 = 25 for a connection closed before the headers, ~27 s).
+        if (!opened || isAbortError(err) || signal?.aborted || attempt >= attempts || !(opts.isRetryable?.(err) ?? false)) throw err;
         // durable was advanced by completed writes only; the next attempt starts there.
       }
     }

@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Digest } from '../../../src/oci/digest.js';
+import { writeVerifiedFile } from '../../../src/util/verified-file.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ferry-vw-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const data = Buffer.from('x'.repeat(100_000));
+const expected = { digest: `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest, size: data.length };
+const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+const retryable = (e: unknown): boolean => (e as { code?: string }).code === 'ECONNRESET';
+
+describe('writeVerifiedFile retries', () => {
+  it('a body that breaks mid-way is resumed at the durable offset', async () => {
+    const offsets: number[] = [];
+    await writeVerifiedFile(join(dir, 'a'), expected, async (offset) => {
+      offsets.push(offset);
+      if (offsets.length === 1) {
+        const r = new Readable({ read() {} });
+        r.push(data.subarray(0, 40_000));
+        setImmediate(() => r.destroy(reset()));
+        return r;
+      }
+      return Readable.from([data.subarray(offset)]);
+    }, { what: 'blob', isRetryable: retryable });
+    expect(offsets).toEqual([0, 40_000]);
+    expect(readFileSync(join(dir, 'a')).equals(data)).toBe(true);
+  });
+
+  it('a request that fails before any stream (the HTTP layer retried it already) is not retried again', async () => {
+    let calls = 0;
+    const e = await writeVerifiedFile(join(dir, 'b'), expected, async () => {
+      calls++;
+      throw reset();
+    }, { what: 'blob', isRetryable: retryable }).catch((x: unknown) => x as Error);
+    expect(e.message).toBe('socket hang up');
+    expect(calls).toBe(1);
+  });
+});
