@@ -33,6 +33,7 @@ export interface GlobalOptions extends CredentialFlags {
   caCert?: string;
   clientCert?: string;
   clientKey?: string;
+  idleTimeout?: number;
   cacheDir?: string;
   /** false with --no-cache. */
   cache?: boolean;
@@ -60,6 +61,7 @@ export function addGlobalOptions(program: Command): void {
     .option('--registries-conf <file>', 'containers registries.conf to read (default: CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf, else /etc/containers/registries.conf; plus registries.conf.d drop-ins)')
     .option('--daemon-config <file>', 'docker daemon.json to read registry-mirrors and insecure-registries from (default /etc/docker/daemon.json)')
     .addOption(new Option('--short-name-mode <mode>', 'short names (alpine): enforcing (ambiguous is an error), permissive (try each search registry), disabled (docker.io only, as docker); default: registries.conf, else permissive').argParser(parseShortNameMode))
+    .option('--idle-timeout <seconds>', 'give up on a connection that sends nothing for this long and retry it (a broken download resumes where it stopped); default 120', parseSeconds)
     .option('--cache-dir <dir>', 'the blob cache: pulls, copies and inspects reuse verified blobs and manifests from it, and a killed pull resumes there (default: FERRY_CACHE_DIR, else $XDG_CACHE_HOME/ferry, else ~/.cache/ferry); may be shared by many processes and machines')
     .option('--no-cache', 'use no blob cache: every blob comes from the registry, nothing is kept for later')
     .option('--cert-dir <dir>', 'CA certificates (*.crt) and client pairs (*.cert + *.key) for every registry, instead of the certs.d directories (~/.config/containers/certs.d, /etc/containers/certs.d, /etc/docker/certs.d)')
@@ -113,6 +115,14 @@ export function parseJobs(v: string): number {
   return n;
 }
 
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !(n > 0) || n > 86_400) {
+    throw new FerryError('E_USAGE', `--idle-timeout ${JSON.stringify(v)}: expected seconds, more than 0 and at most 86400`);
+  }
+  return n;
+}
+
 export function parsePlatformOption(v: string): Platform {
   return parsePlatform(v);
 }
@@ -142,6 +152,7 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (g.keychain) ctx.keychain = true;
   if (debug) ctx.debug = debug;
   if (g.resolve?.length) ctx.resolve = g.resolve;
+  if (g.idleTimeout !== undefined) ctx.idleTimeoutMs = g.idleTimeout * 1000;
   if (g.cache !== false) {
     const dir = g.cacheDir ?? defaultCacheDir(io.env);
     if (dir) ctx.cacheDir = dir;

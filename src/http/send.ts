@@ -28,7 +28,11 @@ interface ResolveAware {
   resolvedFor(url: URL): string | undefined;
 }
 
-const COMMON = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: 60_000, bodyTimeout: 120_000 };
+/** How long a connection may send nothing (headers, or between body bytes) before it is given
+ * up and retried (a broken body resumes with Range): `--idle-timeout`. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+interface AgentTimings { keepAliveTimeout: number; keepAliveMaxTimeout: number; connections: number; headersTimeout: number; bodyTimeout: number }
+const common = (idleMs: number): AgentTimings => ({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: Math.min(60_000, idleMs), bodyTimeout: idleMs });
 
 export interface DispatcherOptions {
   /** --resolve rules: connections to HOST:PORT go to ADDRESS[:ADDRESS_PORT] (direct ones only). */
@@ -37,6 +41,8 @@ export interface DispatcherOptions {
   debug?: (line: string) => void;
   /** Per-host CAs and client certificates (flags + certs.d); unset or inactive = the defaults. */
   tls?: CertsD;
+  /** Idle timeout for headers and body (DEFAULT_IDLE_TIMEOUT_MS; headers wait at most 60 s). */
+  idleTimeoutMs?: number;
 }
 
 /** A dispatcher with per-host TLS: the client certificate a connection to this URL presents. */
@@ -59,6 +65,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   // Always ferry's connector (undici's own, built as undici would, plus the alert watch): the
   // per-host TLS and --resolve parts cost nothing when there are none.
   const connectors = [createConnector(rules, tls, env, true, used, opts.debug), createConnector(rules, tls, env, false, used, opts.debug)] as const;
+  const COMMON = common(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   const verify = new Agent({ ...COMMON, connect: connectors[0].connect });
   const noVerify = new Agent({ ...COMMON, connect: connectors[1].connect });
   if (tls) {
@@ -84,7 +91,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   }
   const proxies = proxyEnv(env);
   if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
-  const routers = [new ProxyRouter(proxies, verify, true, connectors[0]), new ProxyRouter(proxies, noVerify, false, connectors[1])] as const;
+  const routers = [new ProxyRouter(proxies, verify, true, connectors[0], COMMON), new ProxyRouter(proxies, noVerify, false, connectors[1], COMMON)] as const;
   return {
     verify: routers[0] as unknown as Dispatcher,
     noVerify: routers[1] as unknown as Dispatcher,
@@ -97,7 +104,7 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
 
   constructor(
     private readonly cfg: ProxyEnv, private readonly direct: Dispatcher, private readonly tlsVerify: boolean,
-    private readonly connector: Connector,
+    private readonly connector: Connector, private readonly common: AgentTimings,
   ) {}
 
   proxyFor(url: URL): URL | undefined {
@@ -134,7 +141,7 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
       // the registry inside the tunnel is the connector's (connector.ts tunnelFactory: --tls-verify,
       // the registry's certs.d CAs and client pairs, the alert watch); TLS to an https proxy
       // (proxyTls) follows --tls-verify.
-      agent = new ProxyAgent({ ...COMMON, uri: uri.href, proxyTunnel: false, proxyTls: tls, factory: this.connector.tunnelFactory(uri), ...(token ? { token } : {}) });
+      agent = new ProxyAgent({ ...this.common, uri: uri.href, proxyTunnel: false, proxyTls: tls, factory: this.connector.tunnelFactory(uri), ...(token ? { token } : {}) });
       this.viaProxy.set(key, agent);
     }
     return agent;

@@ -31,6 +31,8 @@ export interface SessionOptions {
   authfiles?: Partial<Record<CredentialSide, string>>;
   plainHttp?: boolean;
   tlsVerify?: boolean;
+  /** --idle-timeout: a connection silent this long is given up and retried (default 120 s). */
+  idleTimeoutMs?: number;
   debug?: DebugLog;
   warn?: (msg: string) => void;
   env?: NodeJS.ProcessEnv;
@@ -93,6 +95,7 @@ export class Session {
     const certs = new CertsD(opts.tls ?? {}, opts.env ?? process.env);
     this.dispatchers = createDispatchers(process.env, {
       ...(opts.resolve ? { resolve: opts.resolve } : {}), ...(opts.debug ? { debug: opts.debug } : {}), ...(certs.active ? { tls: certs } : {}),
+      ...(opts.idleTimeoutMs ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
     });
     for (const b of opts.credentials ?? []) credentialSecrets(b.credential).forEach((s) => this.secrets.add(s));
   }

@@ -264,6 +264,26 @@ describe.skipIf(!has)('pulls through a faulty network', () => {
       expect(rule.hits).toBe(1);
       expect(resumedAt(layer(0))).toEqual([]); // the same stream went on: no timeout, no Range retry
     });
+
+    it('a blob that stalls for good: given up after --idle-timeout, resumed with Range at the offset it reached, verified', async () => {
+      const rule = proxy.addRule({ method: 'GET', path: layer(0), action: { kind: 'stall', afterBytes: LAYER / 2, ms: 'forever' } });
+      const dir = fresh();
+      const t0 = performance.now();
+      const r = await pullOci(dir, '--idle-timeout', '1');
+      expectGoodLayout(r, dir);
+      expect(rule.hits).toBe(1);
+      const at = resumedAt(layer(0));
+      expect(at).toHaveLength(1);
+      expect(at[0]).toBeGreaterThan(0);
+      expect(at[0]).toBeLessThanOrEqual(LAYER / 2 + 65536);
+      expect(performance.now() - t0).toBeLessThan(30_000); // not the 120 s default
+    });
+
+    it('--idle-timeout that is not a number of seconds: exit 2 naming it', async () => {
+      const r = await pullOci(fresh(), '--idle-timeout', '5m');
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('--idle-timeout "5m": expected seconds');
+    });
   });
 
   describe('hostile manifests', () => {
