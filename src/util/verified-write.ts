@@ -10,6 +10,8 @@ import type { WriteBehind } from './write-behind.js';
 
 /** Received bytes waiting while a write is in flight are sent as one writev of up to this much. */
 const MAX_BATCH = 1 << 20;
+/** A broken body that brought this many new bytes does not count against the attempts. */
+const RESET_AFTER_PROGRESS = 1 << 20;
 /** How often the tail hasher is told about new durable bytes. */
 const ADVANCE_EVERY = 4 << 20;
 
@@ -97,6 +99,7 @@ export async function writeVerifiedRegion(
       job?.advance(resumeAt);
       opts.onProgress?.(resumeAt);
     }
+    let attemptFrom = durable;
     for (let attempt = 1; ; attempt++) {
       const w = new RegionWriter(fh, base, durable, onDurable);
       let src: Readable | undefined;
@@ -116,8 +119,15 @@ export async function writeVerifiedRegion(
         // Only a body that broke mid-way is resumed here: a request that failed (no stream) was
         // retried with backoff by the HTTP layer already, and trying it again here multiplied
         // the attempts (5 × 5 = 25 for a connection closed before the headers, ~27 s).
+        // A break after real progress (≥ 1 MiB) starts the count again: a flaky link that moves
+        // the blob forward each time is not given up on; one that breaks at the same place, or
+        // a proxy that cuts every answer after a few bytes, is.
+        if (durable - attemptFrom >= RESET_AFTER_PROGRESS) attempt = 1;
+        attemptFrom = durable;
         if (!opened || isAbortError(err) || signal?.aborted || attempt >= attempts || !(opts.isRetryable?.(err) ?? false)) throw err;
-        // durable was advanced by completed writes only; the next attempt starts there.
+        // durable was advanced by completed writes only; the next attempt starts there, after a
+        // short pause that grows with the breaks in a row.
+        await new Promise((r) => setTimeout(r, 50 * attempt));
       }
     }
     opts.onReceived?.();

@@ -15,6 +15,8 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const data = Buffer.from('x'.repeat(100_000));
 const expected = { digest: `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest, size: data.length };
+const bigData = Buffer.alloc(8 * (1 << 20) + 8, 3);
+const big = { digest: `sha256:${createHash('sha256').update(bigData).digest('hex')}` as Digest, size: bigData.length };
 const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 const retryable = (e: unknown): boolean => (e as { code?: string }).code === 'ECONNRESET';
 
@@ -43,5 +45,39 @@ describe('writeVerifiedFile retries', () => {
     }, { what: 'blob', isRetryable: retryable }).catch((x: unknown) => x as Error);
     expect(e.message).toBe('socket hang up');
     expect(calls).toBe(1);
+  });
+});
+
+describe('writeVerifiedFile on a flaky body', () => {
+  it('breaks that each move the blob forward by ≥ 1 MiB are not counted against the attempts', async () => {
+    const offsets: number[] = [];
+    const step = (1 << 20) + 1;
+    // Seven breaks (more than the 5 attempts), each after 1 MiB more; the eighth answer ends it.
+    await writeVerifiedFile(join(dir, 'c'), big, async (offset) => {
+      offsets.push(offset);
+      const r = new Readable({ read() {} });
+      const end = offsets.length <= 8 ? offset + step : bigData.length;
+      r.push(bigData.subarray(offset, end));
+      // The break comes after the bytes were written (1 MiB to a temp dir: well under 200 ms).
+      if (end < bigData.length) setTimeout(() => r.destroy(reset()), 200);
+      else r.push(null);
+      return r;
+    }, { what: 'blob', isRetryable: retryable });
+    expect(offsets).toHaveLength(8);
+    expect(offsets.slice(0, 3)).toEqual([0, step, 2 * step]);
+    expect(readFileSync(join(dir, 'c')).equals(bigData)).toBe(true);
+  });
+
+  it('breaks that bring only a few bytes each: given up after the attempts', async () => {
+    let calls = 0;
+    const e = await writeVerifiedFile(join(dir, 'd'), expected, async (offset) => {
+      calls++;
+      const r = new Readable({ read() {} });
+      r.push(data.subarray(offset, offset + 1000));
+      setTimeout(() => r.destroy(reset()), 20);
+      return r;
+    }, { what: 'blob', isRetryable: retryable }).catch((x: unknown) => x as Error);
+    expect(e.message).toBe('socket hang up');
+    expect(calls).toBe(5);
   });
 });
