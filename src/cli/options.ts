@@ -5,6 +5,7 @@ import { parseResolve, type ResolveRule } from '../http/resolve.js';
 import type { OpContext } from '../ops/context.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import { RateLimitLog } from '../registry/rate-limit-log.js';
+import { defaultCacheDir } from '../store/index.js';
 import { bindCredentials, commandScope, type CommandScope, type CredentialFlags } from './credentials.js';
 import type { CliIO } from './io.js';
 
@@ -32,6 +33,9 @@ export interface GlobalOptions extends CredentialFlags {
   caCert?: string;
   clientCert?: string;
   clientKey?: string;
+  cacheDir?: string;
+  /** false with --no-cache. */
+  cache?: boolean;
 }
 
 export function addGlobalOptions(program: Command): void {
@@ -56,6 +60,8 @@ export function addGlobalOptions(program: Command): void {
     .option('--registries-conf <file>', 'containers registries.conf to read (default: CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf, else /etc/containers/registries.conf; plus registries.conf.d drop-ins)')
     .option('--daemon-config <file>', 'docker daemon.json to read registry-mirrors and insecure-registries from (default /etc/docker/daemon.json)')
     .addOption(new Option('--short-name-mode <mode>', 'short names (alpine): enforcing (ambiguous is an error), permissive (try each search registry), disabled (docker.io only, as docker); default: registries.conf, else permissive').argParser(parseShortNameMode))
+    .option('--cache-dir <dir>', 'the blob cache: pulls, copies and inspects reuse verified blobs and manifests from it, and a killed pull resumes there (default: FERRY_CACHE_DIR, else $XDG_CACHE_HOME/ferry, else ~/.cache/ferry); may be shared by many processes and machines')
+    .option('--no-cache', 'use no blob cache: every blob comes from the registry, nothing is kept for later')
     .option('--cert-dir <dir>', 'CA certificates (*.crt) and client pairs (*.cert + *.key) for every registry, instead of the certs.d directories (~/.config/containers/certs.d, /etc/containers/certs.d, /etc/docker/certs.d)')
     .option('--ca-cert <file>', 'also trust this CA (PEM) for every registry of the command (added to the system roots)')
     .option('--client-cert <file>', 'present this client certificate (PEM; with --client-key) to every registry of the command')
@@ -135,6 +141,11 @@ export async function contextFrom(g: GlobalOptions, io: CliIO, signal: AbortSign
   if (g.keychain) ctx.keychain = true;
   if (debug) ctx.debug = debug;
   if (g.resolve?.length) ctx.resolve = g.resolve;
+  if (g.cache !== false) {
+    const dir = g.cacheDir ?? defaultCacheDir(io.env);
+    if (dir) ctx.cacheDir = dir;
+    else debug?.('cache: none (no --cache-dir, FERRY_CACHE_DIR, and the home directory does not exist)');
+  }
   const network = networkConfigFrom(g);
   if (network) ctx.networkConfig = network;
   if ((g.clientCert === undefined) !== (g.clientKey === undefined)) {

@@ -161,9 +161,25 @@ export async function transferBlobs(planned: PlannedTransfer, dst: ImageDestinat
     }
     const t0 = performance.now();
     emit({ type: 'blob-start', descriptor: d });
-    const r = await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
-      signal: s, onProgress: (delta) => emit({ type: 'blob-progress', descriptor: d, delta }), onReceived: release,
-    });
+    const progress = (delta: number): void => emit({ type: 'blob-progress', descriptor: d, delta });
+    let r: Awaited<ReturnType<ImageDestination['putBlob']>>;
+    if (src.blobFile) {
+      // Through the blob cache: the download (with its progress and its end) is the cache's;
+      // the destination then links or copies the verified file, reporting nothing twice.
+      let inCache: Promise<string> | undefined;
+      const file = (): Promise<string> => (inCache ??= src.blobFile!(d, { signal: s, onProgress: progress, onReceived: release }));
+      r = await dst.putBlob(d, {
+        file,
+        open: async (offset, sig) => {
+          await file();
+          return src.fetchBlob(d, { offset, signal: sig ?? s });
+        },
+      }, { signal: s });
+    } else {
+      r = await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
+        signal: s, onProgress: progress, onReceived: release,
+      });
+    }
     if (r?.mounted) {
       stats.mounted.add(d.digest);
       emit({ type: 'blob-mounted', descriptor: d, from: r.mounted });

@@ -8,7 +8,7 @@ import type { Platform } from '../oci/platform.js';
 import { formatLocation, openDestination, openSource, parseLocation, servedByOf, type Location } from '../transports/index.js';
 import { fullReference, referenceOf } from '../transports/layout-names.js';
 import type { ImageNames, ImageSource } from '../transports/types.js';
-import { type OpContext, withSession } from './context.js';
+import { type OpContext, throughCache, withSession } from './context.js';
 import { resolveLocalLocation } from './sniff.js';
 import { qualifyShortName } from './short-name.js';
 
@@ -55,7 +55,7 @@ export async function copy(source: string, destination: string, opts: CopyOption
     // A registry destination's plan first: registries.conf may call it insecure (its client is
     // built with that) or block it (E_BLOCKED before anything is read or sent).
     if (dst.transport === 'docker') await session.endpoints(dst.ref, 'copy-destination');
-    const opened: ImageSource = openSource(src, session);
+    const opened: ImageSource = throughCache(openSource(src, session), ctx);
     let reader: ImageSource = opened;
     const platforms = opts.platforms ?? [];
     const subset = platforms.length > 1 ? new PlatformSubsetSource(reader, platforms) : undefined;

@@ -5,7 +5,7 @@ import { checkImagePlatform, pickPlatform, readConfig } from '../copy/platform-s
 import type { RateLimit } from '../registry/rate-limit.js';
 import { formatLocation, openSource, parseLocation } from '../transports/index.js';
 import { qualifyShortName } from './short-name.js';
-import { type OpContext, withSession } from './context.js';
+import { type OpContext, throughCache, withSession } from './context.js';
 
 export interface InspectOptions {
   /** Pick this platform from an index (otherwise an index is described as such). */
@@ -44,7 +44,7 @@ export async function inspect(location: string, opts: InspectOptions, ctx: OpCon
   const parsed = parseLocation(location);
   return withSession(ctx, async (session) => {
     const loc = parsed.transport === 'docker' ? { ...parsed, ref: await qualifyShortName(location, parsed.ref, session, ctx) } : parsed;
-    const src = openSource(loc, session);
+    const src = throughCache(openSource(loc, session), ctx);
     const withRateLimit = (r: InspectResult): InspectResult => {
       const rl = loc.transport === 'docker' ? session.rateLimits.get(loc.ref.registry) : undefined;
       if (rl) r.rateLimit = rl;

@@ -11,7 +11,7 @@ import { prewarmFileHashers } from '../util/file-hasher.js';
 import { lstat } from 'node:fs/promises';
 import { clobberError, ImageArchiveDestination } from '../transports/archive-destination.js';
 import { classifyOutput } from '../transports/fs-util.js';
-import { type OpContext, withSession } from './context.js';
+import { type OpContext, throughCache, withSession } from './context.js';
 
 export type OutputFormat = 'docker-archive' | 'oci-archive' | 'oci';
 
@@ -91,7 +91,7 @@ export async function pull(sources: string[], destination: string, opts: PullOpt
   return withSession(ctx, async (session) => {
     const refs = await Promise.all(parsedRefs.map((r, i) => qualifyShortName(sources[i]!, r, session, ctx)));
     const out = openDestination(dst, session, opts.noClobber ? { noClobber: true } : {});
-    const readers = refs.map((ref) => openSource({ transport: 'docker', ref }, session));
+    const readers = refs.map((ref) => throughCache(openSource({ transport: 'docker', ref }, session), ctx));
     const results = await copyImages(
       refs.map((ref, i) => ({ src: readers[i]!, names: namesFor(ref, dst, refs.length > 1) })),
       out,

@@ -191,12 +191,24 @@ export class RepositoryClient {
    */
   async getBlob(d: Descriptor, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     const offset = opts.offset ?? 0;
+    const { Readable: R } = await import('node:stream');
+    if (offset > 0 && offset >= d.size) return R.from([]);
+    // A closed range (bytes=N-M): some registries and CDNs honour only those.
     const res = await this.registry.request({
       method: 'GET', url: this.registry.url(`/v2/${this.name}/blobs/${d.digest}`), signal: opts.signal,
-      headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, scopes: this.scopes,
+      headers: offset > 0 ? { range: `bytes=${offset}-${d.size - 1}` } : {}, scopes: this.scopes,
     });
+    if (res.status === 206 && offset > 0) {
+      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header('content-range')?.trim() ?? '');
+      if (cr && (Number(cr[1]) !== offset || Number(cr[2]) !== d.size - 1 || (cr[3] !== '*' && Number(cr[3]) !== d.size))) {
+        await res.dump();
+        throw new FerryError('E_REGISTRY', `${this.subject()}@${d.digest}: asked for bytes ${offset}-${d.size - 1}, the registry sent ${cr[0]!.slice(6)}`);
+      }
+    }
     if (res.status === 200 || res.status === 206) {
       if (offset > 0 && res.status === 200) {
+        // The registry ignored Range and sent the whole blob: the blob restarts on the wire and
+        // the first `offset` bytes (already written and hashed) are dropped here.
         // pipeline (not pipe) so a broken body errors the returned stream instead of hanging it.
         const skipped = skipBytes(offset);
         pipeline(res.body, skipped, () => {});
@@ -206,7 +218,6 @@ export class RepositoryClient {
     }
     if (res.status === 416 && offset >= d.size) {
       await res.dump();
-      const { Readable: R } = await import('node:stream');
       return R.from([]);
     }
     throw await this.registry.fail(res, { action: 'fetching blob', subject: `${this.subject()}@${d.digest}`, notFound: 'blob not found' });

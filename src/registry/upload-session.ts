@@ -1,11 +1,14 @@
 /**
  * Upload sessions (protocol.md §1.4): opening, closing, status and cancelling, and how a failed
  * step is classified (a stale session is started again; DIGEST_INVALID / SIZE_INVALID are
- * verification failures). Every request asks for `repository:<repo>:pull,push`.
+ * verification failures; a closing PUT that fails after the retries is `failed`, for a resume).
+ * The status GET (`uploadStatus`) never throws for the registry's trouble: it answers a range, a
+ * gone session, or an error the caller words. Every request asks for `repository:<repo>:pull,push`.
  */
-import { FerryError } from '../errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import type { HttpResponse } from '../http/types.js';
 import type { RepositoryClient } from './client.js';
+import { isResumableStatus, resumableError } from './upload-resume.js';
 import { failWrite, isStaleSession, parseUploadRange, pushScopes, repoSubject, uploadLocation, withDigest } from './push-util.js';
 
 /** Cleanup requests must not inherit an aborted signal, but must not hang either. */
@@ -60,38 +63,71 @@ export async function cancelUpload(repo: RepositoryClient, session: UploadSessio
   }
 }
 
-export /** `PUT <location>&digest=<d>` with an empty body: closes a chunked/streamed session. */
-async function closeUpload(
+/** A step that failed in a way the session may survive (upload-resume.ts): ask for the status, then resume. */
+export type Failed = { kind: 'failed'; err: FerryError };
+
+/**
+ * `PUT <location>&digest=<d>` with an empty body: closes a chunked/streamed session. A network
+ * error the retry middleware gave up on, a 408/429/5xx or a 416 is `failed` (resumable).
+ */
+export async function closeUpload(
   repo: RepositoryClient, session: UploadSession, digest: string, o: { subject: string; signal: AbortSignal | undefined },
-): Promise<Outcome> {
-  const res = await repo.registry.request({
-    method: 'PUT', url: withDigest(session.location, digest), signal: o.signal, scopes: pushScopes(repo),
-    headers: { 'content-type': OCTET, 'content-length': '0' }, body: new Uint8Array(0),
-  });
+): Promise<Outcome | Failed> {
+  let res: HttpResponse;
+  try {
+    res = await repo.registry.request({
+      method: 'PUT', url: withDigest(session.location, digest), signal: o.signal, scopes: pushScopes(repo),
+      headers: { 'content-type': OCTET, 'content-length': '0' }, body: new Uint8Array(0),
+    });
+  } catch (e) {
+    const err = resumableError(e, o.signal);
+    if (!err) throw e;
+    return { kind: 'failed', err };
+  }
   if (res.status === 201 || res.status === 204) {
     await res.dump();
     return { kind: 'done' };
   }
-  return staleOrThrow(await failWrite(repo, res, { action: 'uploading blob', subject: o.subject }));
+  const err = await failWrite(repo, res, { action: 'uploading blob', subject: o.subject });
+  if (isResumableStatus(res.status)) return { kind: 'failed', err };
+  return staleOrThrow(err);
 }
 
-export /**
- * `GET <location>` → 204 + `Range: 0-<end>` (+ Location): the registry's offset, or undefined.
- * `0-0` is ambiguous (0 or 1 byte); it is read as 1 only when ferry had sent at least 1 byte.
+/** What `GET <location>` said: the registry's inclusive end (undefined: no Range), the session is gone, or no usable answer. */
+export type UploadStatus =
+  | { kind: 'range'; end: number | undefined }
+  | { kind: 'gone'; err: FerryError }
+  | { kind: 'error'; err: FerryError };
+
+/**
+ * `GET <location>` → 204 + `Range: 0-<end>` (+ `Location`, which becomes the session's): where the
+ * registry stands. 404 / BLOB_UPLOAD_UNKNOWN / BLOB_UPLOAD_INVALID: the session is gone. Any other
+ * answer, an unreadable Range, or a network error (after the retry middleware's attempts) is
+ * `error`. The caller interprets `0-0` (0 or 1 byte) and bounds the end by what it sent.
  */
-async function uploadStatus(repo: RepositoryClient, session: UploadSession, sent: number, signal: AbortSignal | undefined): Promise<number | undefined> {
-  const res = await repo.registry.request({ method: 'GET', url: session.location, signal, scopes: pushScopes(repo) });
+export async function uploadStatus(repo: RepositoryClient, session: UploadSession, subject: string, signal: AbortSignal | undefined): Promise<UploadStatus> {
+  let res: HttpResponse;
+  try {
+    res = await repo.registry.request({ method: 'GET', url: session.location, signal, scopes: pushScopes(repo) });
+  } catch (e) {
+    if (signal?.aborted || !isFerryError(e)) throw e;
+    return { kind: 'error', err: e };
+  }
+  if (res.status !== 204 && res.status !== 200) {
+    const err = await failWrite(repo, res, { action: 'asking for the upload status', subject });
+    return isStaleSession(err.status ?? 0, err.registryCodes) ? { kind: 'gone', err } : { kind: 'error', err };
+  }
   await res.dump();
-  if (res.status !== 204 && res.status !== 200) return undefined;
-  session.location = uploadLocation(res, session.location);
   const h = res.header('range');
-  if (h === undefined) return 0;
   const end = parseUploadRange(h);
-  if (end === undefined) return undefined;
-  return end === 0 ? Math.min(1, sent) : end + 1;
+  if (h !== undefined && end === undefined) {
+    return { kind: 'error', err: new FerryError('E_REGISTRY', `${subject}: the upload status carries an unreadable Range ${JSON.stringify(h.slice(0, 40))}`) };
+  }
+  session.location = uploadLocation(res, session.location);
+  return { kind: 'range', end };
 }
 
-export function staleOrThrow(err: FerryError): Outcome {
+export function staleOrThrow(err: FerryError): { kind: 'stale'; err: FerryError } {
   if (isStaleSession(err.status ?? 0, err.registryCodes)) return { kind: 'stale', err };
   throw mapUploadError(err);
 }

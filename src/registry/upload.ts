@@ -23,13 +23,14 @@ import { profileFor } from '../ref/index.js';
 import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, hashAlgorithmFor } from '../oci/digest.js';
-import type { RequestBody } from '../http/types.js';
+import type { HttpResponse, RequestBody } from '../http/types.js';
 import type { RepositoryClient } from './client.js';
 import { blobExists } from './blob-mount.js';
 import { progressReporter, slice } from './upload-body.js';
-import { failWrite, parseUploadRange, pushScopes, repoSubject, uploadLocation, withDigest } from './push-util.js';
+import { failWrite, isStaleSession, parseUploadRange, pushScopes, repoSubject, uploadLocation, withDigest } from './push-util.js';
+import { isResumableStatus, MAX_STALLED_RESUMES, resumableError, ResumeState } from './upload-resume.js';
 import {
-  cancelUpload, closeUpload, OCTET, openUpload, staleOrThrow, uploadStatus, type Outcome, type SessionTracker, type UploadSession,
+  cancelUpload, closeUpload, OCTET, openUpload, staleOrThrow, uploadStatus, type Failed, type Outcome, type SessionTracker, type UploadSession,
 } from './upload-session.js';
 
 /** Chunk size when chunking is needed and nobody asked for a size (regclient's default). */
@@ -38,8 +39,6 @@ export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 const MIN_CHUNK_SIZE = 64 * 1024;
 /** Upload sessions started for one blob before giving up (stale Location after a reset, etc.). */
 const MAX_SESSIONS = 3;
-/** 416 recoveries (GET status, resume) within one session. */
-const MAX_RESUMES = 5;
 
 type BlobRef = Pick<Descriptor, 'digest' | 'size'>;
 
@@ -64,13 +63,21 @@ export interface UploadBlobOptions {
  *   a 413 on the monolithic PUT: PATCHes with `Content-Range: <start>-<end>` (inclusive, no
  *   `bytes=`) and Content-Length, then `PUT ?digest=` with an empty body. The offset is tracked
  *   here; `Range` answers are only a cross-check (distribution says 0-0 for 0 and 1 byte, ECR's can
- *   be stale). 416 → GET status (204 + Range) → resume from there. A 413 on a PATCH halves the
- *   chunk (a proxy's body limit). PATCH answered 201 is accepted (ECR).
+ *   be stale). A 413 on a PATCH halves the chunk (a proxy's body limit). PATCH answered 201 is
+ *   accepted (ECR).
  * - A connection reset is retried by the retry middleware, which re-invokes the body factory (the
- *   source is re-opened at the chunk's offset, from 0 for a monolithic PUT). If the registry then
- *   refuses the Location as stale or unknown (distribution cancels a session resumed at a wrong
- *   offset), the blob is HEADed (the lost answer may have been a success) and otherwise uploaded
- *   again in a new session, at most MAX_SESSIONS times.
+ *   source is re-opened at the chunk's offset, from 0 for a monolithic PUT).
+ * - Resume (chunked only, upload-resume.ts): a PATCH or closing PUT that still fails after the
+ *   retry middleware's attempts (network error, 408/429/5xx), a 416, or a stale answer to a
+ *   PATCH the retry middleware had re-sent (the lost answer may have been a 202) → GET status
+ *   (204 + Range + Location) → continue from the registry's offset in the same session, never past
+ *   the bytes sent; a few resumes without progress end with the original error saying where the
+ *   upload stopped. A monolithic PUT that fails mid-body after the retries is not resumed.
+ * - If the registry refuses the Location as stale or unknown on a first attempt, or the status
+ *   says the session is gone (distribution cancels a session resumed at a wrong offset, also
+ *   after a cut body it stored part of), or reports more than was sent, the blob is HEADed (the
+ *   lost answer may have been a success) and otherwise uploaded again in a new session, at most
+ *   MAX_SESSIONS times.
  * - On failure the session is DELETEd (errors ignored) and the error rethrown.
  */
 export async function uploadBlob(
@@ -173,45 +180,98 @@ async function putChunked(
   const floor = bounds.floor;
   let chunk = bounds.chunk;
   let offset = 0;
-  let resumes = 0;
-  while (offset < d.size) {
-    const start = offset;
-    const length = Math.min(chunk, d.size - start);
-    const res = await repo.registry.request({
-      method: 'PATCH', url: session.location, signal: o.signal, scopes: pushScopes(repo),
-      headers: { 'content-type': OCTET, 'content-range': `${start}-${start + length - 1}`, 'content-length': String(length) },
-      body: async () => slice(await open(start), {
-        start, length, total: d.size, final: start + length === d.size, what: o.subject, report: o.report,
-      }),
-    });
-    if (res.status === 202 || res.status === 201 || res.status === 204) {
-      session.location = uploadLocation(res, session.location);
-      await res.dump();
-      offset = start + length;
-      // Cross-check only: a registry claiming MORE than was sent has a corrupted session.
-      const end = parseUploadRange(res.header('range'));
-      if (end !== undefined && end + 1 > offset) {
-        return { kind: 'stale', err: new FerryError('E_REGISTRY', `${o.subject}: the registry reports ${end + 1} bytes received after ${offset} were sent`) };
+  const resume = new ResumeState(d.size);
+  const report = (position: number) => {
+    resume.noteSent(position);
+    o.report(position);
+  };
+  for (;;) {
+    let failure: FerryError;
+    if (offset < d.size) {
+      const step = await patchChunk(repo, session, d, open, { ...o, report }, offset, Math.min(chunk, d.size - offset));
+      if (step.kind === 'accepted') {
+        offset = step.offset;
+        continue;
       }
-      continue;
-    }
-    if (res.status === 416 && resumes < MAX_RESUMES) {
-      resumes++;
-      await res.dump();
-      const at = await uploadStatus(repo, session, offset, o.signal);
-      if (at === undefined || at > d.size) {
-        return { kind: 'stale', err: new FerryError('E_REGISTRY', `${o.subject}: cannot resume the upload (416, then no usable upload status)`) };
+      if (step.kind === 'too-large' && chunk > floor) {
+        chunk = Math.max(floor, Math.floor(chunk / 2));
+        continue;
       }
-      offset = at;
-      continue;
+      if (step.kind === 'too-large') return staleOrThrow(step.err);
+      if (step.kind === 'stale') return step;
+      failure = step.err;
+    } else {
+      const closed = await closeUpload(repo, session, d.digest, o);
+      if (closed.kind !== 'failed') return closed;
+      failure = closed.err;
     }
-    if (res.status === 413 && chunk > floor) {
-      await res.dump();
-      chunk = Math.max(floor, Math.floor(chunk / 2));
-      continue;
+    // The step failed after the retry middleware's attempts: ask the registry where it stands.
+    const st = await uploadStatus(repo, session, o.subject, o.signal);
+    if (st.kind === 'gone') return { kind: 'stale', err: failure };
+    if (st.kind === 'error') throw resume.gaveUp(o.subject, failure, offset, statusFailure(o.subject, st.err));
+    const point = resume.point(st.end);
+    if ('corrupt' in point) {
+      return { kind: 'stale', err: new FerryError('E_REGISTRY', `${o.subject}: the registry reports ${point.corrupt} bytes received after ${resume.sent} were sent`) };
     }
-    return staleOrThrow(await failWrite(repo, res, { action: 'uploading blob', subject: o.subject }));
+    if (!resume.admit(point.at)) {
+      throw resume.gaveUp(o.subject, failure, point.at, `${resume.resumes} resumes in the same session, the last ${MAX_STALLED_RESUMES} without progress`);
+    }
+    offset = point.at;
   }
-  return closeUpload(repo, session, d.digest, o);
 }
 
+/** Why the status could not be asked, without repeating the subject. */
+function statusFailure(subject: string, err: FerryError): string {
+  const m = err.message.startsWith(`${subject}: `) ? err.message.slice(subject.length + 2) : err.message;
+  return m.startsWith('asking for the upload status') ? m : `asking for the upload status failed: ${m}`;
+}
+
+type PatchStep =
+  | { kind: 'accepted'; offset: number }
+  | { kind: 'too-large'; err: FerryError }
+  | Extract<Outcome, { kind: 'stale' }>
+  | Failed;
+
+/** One PATCH of `length` bytes at `start`, classified (a stale answer to a re-sent PATCH is `failed`: ask first). */
+async function patchChunk(
+  repo: RepositoryClient, session: UploadSession, d: BlobRef, open: (offset: number) => Promise<Readable>, o: StepOptions,
+  start: number, length: number,
+): Promise<PatchStep> {
+  let attempts = 0;
+  let res: HttpResponse;
+  try {
+    res = await repo.registry.request({
+      method: 'PATCH', url: session.location, signal: o.signal, scopes: pushScopes(repo),
+      headers: { 'content-type': OCTET, 'content-range': `${start}-${start + length - 1}`, 'content-length': String(length) },
+      body: async () => {
+        attempts++; // the retry middleware re-invokes the factory for every attempt
+        return slice(await open(start), { start, length, total: d.size, final: start + length === d.size, what: o.subject, report: o.report });
+      },
+    });
+  } catch (e) {
+    const err = resumableError(e, o.signal);
+    if (!err) throw e;
+    return { kind: 'failed', err };
+  }
+  if (res.status === 202 || res.status === 201 || res.status === 204) {
+    session.location = uploadLocation(res, session.location);
+    await res.dump();
+    const offset = start + length;
+    // Cross-check only: a registry claiming MORE than was sent has a corrupted session.
+    const end = parseUploadRange(res.header('range'));
+    if (end !== undefined && end + 1 > offset) {
+      return { kind: 'stale', err: new FerryError('E_REGISTRY', `${o.subject}: the registry reports ${end + 1} bytes received after ${offset} were sent`) };
+    }
+    return { kind: 'accepted', offset };
+  }
+  if (res.status === 416) {
+    await res.dump();
+    return { kind: 'failed', err: new FerryError('E_REGISTRY', `${o.subject}: the registry refused bytes ${start}-${start + length - 1} of the upload (416)`, { status: 416 }) };
+  }
+  const err = await failWrite(repo, res, { action: 'uploading blob', subject: o.subject });
+  if (res.status === 413) return { kind: 'too-large', err };
+  if (isResumableStatus(res.status)) return { kind: 'failed', err };
+  // A re-sent PATCH refused as stale: the first attempt may have been applied (its answer lost).
+  if (attempts > 1 && isStaleSession(err.status ?? 0, err.registryCodes)) return { kind: 'failed', err };
+  return staleOrThrow(err);
+}

@@ -17,7 +17,7 @@ import { type ByteSink, writableSink } from '../archive/tar-pack.js';
 import { archiveCapabilities, ArchiveStreamDestination } from './archive-stream.js';
 
 export { archiveCapabilities };
-import { classifyOutput, createError, ensureFreeSpace, tempNameFor, type StatFs } from './fs-util.js';
+import { classifyOutput, createError, ensureFreeSpace, removeDeadTemps, tempNameFor, type StatFs } from './fs-util.js';
 import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, PutBlobOptions, TransferPlan } from './types.js';
 
 export interface ArchiveDestinationOptions {
@@ -106,6 +106,8 @@ export class ImageArchiveDestination implements ImageDestination {
     await this.checkSpace(layout.size);
     signal?.throwIfAborted();
 
+    // An earlier run of this machine that was killed (SIGKILL: no cleanup ran) left its temp.
+    await removeDeadTemps(this.target);
     const tmp = tempNameFor(this.target);
     try {
       this.fh = await open(tmp, 'wx', 0o644);

@@ -1,14 +1,47 @@
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm, writeFile, readFile, stat, mkdir, statfs, lstat, readlink, realpath } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { open, readdir, rename, rm, writeFile, readFile, stat, mkdir, statfs, lstat, readlink, realpath } from 'node:fs/promises';
 import { dirname, join, basename, resolve } from 'node:path';
 import { FerryError } from '../errors.js';
 import { formatBytes } from '../util/format.js';
 import { ioError } from '../util/fs-errors.js';
+import { pidAlive } from '../store/index.js';
 import { parseLocation, type Location } from './location.js';
 
-/** A temp name beside `target` (same filesystem, so the final rename is atomic). */
+/** This machine, in temp names: a short hash of the host name (several machines may write
+ * beside one target on a shared filesystem, and their pids mean nothing here). */
+const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+
+/** A temp name beside `target` (same filesystem, so the final rename is atomic):
+ * `.<name>.<host tag>-<pid>.<random>.partial`. */
 export function tempNameFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.partial`);
+  return join(dirname(target), `.${basename(target)}.${HOST_TAG}-${process.pid}.${randomBytes(4).toString('hex')}.partial`);
+}
+
+/**
+ * Removes temp files (tempNameFor) of `target` — or of every name in the directory when
+ * `target` is a directory and `anyName` is set — left by processes of this machine that no
+ * longer run (a SIGKILLed pull leaves its whole archive-sized temp file). Temps of live
+ * processes and of other machines are left alone. Errors are ignored: this is tidying.
+ */
+export async function removeDeadTemps(target: string, anyName = false): Promise<number> {
+  const dir = anyName ? target : dirname(target);
+  const prefix = `.${basename(target)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  const esc = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const shape = new RegExp(`^${anyName ? '\\..+' : esc(prefix.slice(0, -1))}\\.([0-9a-f]{8})-(\\d+)\\.[0-9a-f]{8}\\.partial$`);
+  let removed = 0;
+  for (const n of names) {
+    const m = shape.exec(n);
+    if (!m || m[1] !== HOST_TAG || pidAlive(Number(m[2]))) continue;
+    await rm(join(dir, n), { force: true }).then(() => removed++, () => {});
+  }
+  return removed;
 }
 
 /** Writes a small file atomically: temp file, fsync, rename. */

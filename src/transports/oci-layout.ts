@@ -1,5 +1,5 @@
-import { createReadStream, existsSync } from 'node:fs';
-import { readdir, rename, rm } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream, existsSync } from 'node:fs';
+import { copyFile, link, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
@@ -13,7 +13,7 @@ import { verifyBytes, } from '../util/verify-stream.js';
 import { writeVerifiedFile } from '../util/verified-file.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
 import { ioError } from '../util/fs-errors.js';
-import { ensureDir, ensureFreeSpace, fileSize, readJsonFile, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
+import { ensureDir, ensureFreeSpace, fileSize, readJsonFile, removeDeadTemps, tempNameFor, writeFileAtomic, type StatFs } from './fs-util.js';
 import type { BlobReader, DestinationCapabilities, ImageDestination, ImageNames, ImageSource, PutBlobOptions, TransferPlan } from './types.js';
 
 const MAX_MANIFEST = 4 * 1024 * 1024;
@@ -168,6 +168,27 @@ export class LayoutSource implements ImageSource {
   }
 }
 
+/**
+ * Puts a verified file (the blob cache's) at `tmp` without copying its bytes: a hard link, else
+ * a reflink (copy-on-write clone, btrfs/XFS); false when the filesystem allows neither (another
+ * filesystem, no links), and the caller copies with verification.
+ */
+async function linkOrClone(from: string, tmp: string): Promise<boolean> {
+  try {
+    await link(from, tmp);
+    return true;
+  } catch {
+    /* EXDEV, EPERM, EMLINK, ENOTSUP: try a clone */
+  }
+  try {
+    await copyFile(from, tmp, fsConstants.COPYFILE_FICLONE_FORCE);
+    return true;
+  } catch {
+    await rm(tmp, { force: true });
+    return false;
+  }
+}
+
 /** Reads an OCI image layout directory (image-spec image-layout.md). */
 export class OciLayoutSource extends LayoutSource {
   constructor(dir: string, tag?: string) {
@@ -216,6 +237,8 @@ export class OciLayoutDestination implements ImageDestination {
         throw new FerryError('E_USAGE', `${this.dir} exists and is not an OCI layout; refusing to write into it`, { hint: 'choose an empty or new directory' });
       }
       await ensureDir(join(this.dir, 'blobs', 'sha256'));
+      // Blob temps of killed earlier runs (this machine, dead pids).
+      await removeDeadTemps(join(this.dir, 'blobs', 'sha256'), true);
       if (!entries.includes('oci-layout')) await writeFileAtomic(join(this.dir, 'oci-layout'), OCI_LAYOUT_FILE);
     })();
     return this.ready;
@@ -233,9 +256,12 @@ export class OciLayoutDestination implements ImageDestination {
     const tmp = tempNameFor(final);
     this.temps.add(tmp);
     try {
-      await writeVerifiedFile(tmp, d, (offset, signal) => src.open(offset, signal), {
-        ...opts, what: `blob ${d.digest}`, isRetryable: isRetryableNetworkError,
-      });
+      const linked = src.file ? await linkOrClone(await src.file(opts.signal ? { signal: opts.signal } : {}), tmp) : false;
+      if (!linked) {
+        await writeVerifiedFile(tmp, d, (offset, signal) => src.open(offset, signal), {
+          ...opts, what: `blob ${d.digest}`, isRetryable: isRetryableNetworkError,
+        });
+      }
       await rename(tmp, final);
       this.temps.delete(tmp);
     } catch (e) {

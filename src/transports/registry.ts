@@ -73,7 +73,12 @@ const FALLS_THROUGH = new Set(['E_NETWORK', 'E_TLS', 'E_REGISTRY', 'E_NOT_FOUND'
  */
 /** digest → endpoint that served it, when `src` read through more than one endpoint; else undefined. */
 export function servedByOf(src: ImageSource): Record<string, string> | undefined {
-  return src instanceof EndpointsRegistrySource && src.servedBy.size > 0 ? Object.fromEntries(src.servedBy) : undefined;
+  // Through the blob cache (cached-source.ts): what it had is served by "cache".
+  const cached = (src as { inner?: ImageSource; fromCache?: Set<string> });
+  const inner = cached.inner ?? src;
+  const out: Record<string, string> = inner instanceof EndpointsRegistrySource ? Object.fromEntries(inner.servedBy) : {};
+  for (const d of cached.fromCache ?? []) out[d] = 'cache';
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 export class EndpointsRegistrySource implements ImageSource {

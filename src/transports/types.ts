@@ -6,6 +6,17 @@ import type { ImageNames, SourceOrigin, TransferPlan } from '../oci/transfer-pla
  * broken connection re-open from where the verified write stopped; nothing is buffered. */
 export interface BlobReader {
   open(offset: number, signal?: AbortSignal): Promise<Readable>;
+  /** Set when the source can put the verified blob in a local file (the blob cache): its path.
+   * A destination that can link files takes it instead of copying the bytes. */
+  file?(opts?: BlobFileOptions): Promise<string>;
+}
+
+export interface BlobFileOptions {
+  signal?: AbortSignal;
+  /** New durable bytes as the blob arrives in the file. */
+  onProgress?: (delta: number) => void;
+  /** Every byte arrived; only local work is left. */
+  onReceived?: () => void;
 }
 
 /**
@@ -22,6 +33,9 @@ export interface ImageSource {
   resolve(signal?: AbortSignal): Promise<Descriptor>;
   fetchManifest(d: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
   fetchBlob(d: Descriptor, opts?: { offset?: number; signal?: AbortSignal }): Promise<Readable>;
+  /** Sources backed by the blob cache: the verified blob's path, fetched into the cache first
+   * when needed (cached-source.ts). */
+  blobFile?(d: Descriptor, opts?: BlobFileOptions): Promise<string>;
   close(): Promise<void>;
 }
 

@@ -28,6 +28,9 @@ export interface RegionWriteOptions {
   onReceived?: () => void;
   /** Told about every completed write, to start writeback early (write-behind.ts). */
   writeBehind?: WriteBehind;
+  /** The first `resumeAt` bytes of the region are already on disk (a partial file of an earlier
+   * run): they are hashed from the file, not fetched, and `open` is first asked for `resumeAt`. */
+  resumeAt?: number;
   what: string;
 }
 
@@ -60,6 +63,7 @@ export async function writeVerifiedRegion(
   const inline: Hash | undefined = job ? undefined : createHash(alg);
   let durable = 0;
   let advancedAt = 0;
+  const resumeAt = Math.min(opts.resumeAt ?? 0, expected.size);
   const onDurable = (bufs: Buffer[], n: number): void => {
     if (inline) for (const b of bufs) inline.update(b);
     durable += n;
@@ -71,6 +75,23 @@ export async function writeVerifiedRegion(
     }
   };
   try {
+    if (resumeAt > 0) {
+      // The durable prefix is hashed from disk: by the tail hasher (it reads the file itself), or
+      // here for a small blob.
+      if (inline) {
+        const buf = Buffer.allocUnsafe(Math.min(resumeAt, 1 << 20));
+        for (let at = 0; at < resumeAt;) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, resumeAt - at), base + at);
+          if (bytesRead === 0) throw new FerryError('E_IO', `${opts.what}: the partial file ${opts.path} is shorter than recorded`);
+          inline.update(buf.subarray(0, bytesRead));
+          at += bytesRead;
+        }
+      }
+      durable = resumeAt;
+      advancedAt = resumeAt;
+      job?.advance(resumeAt);
+      opts.onProgress?.(resumeAt);
+    }
     for (let attempt = 1; ; attempt++) {
       const w = new RegionWriter(fh, base, durable, onDurable);
       let src: Readable | undefined;

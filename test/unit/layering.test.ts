@@ -20,10 +20,11 @@ const MAY_IMPORT: Record<string, string[]> = {
   http: ['util', 'oci', 'ref', 'auth', 'config'],
   registry: ['http', 'auth', 'config', 'ref', 'oci', 'util'],
   archive: ['oci', 'ref', 'util'],
-  transports: ['registry', 'archive', 'http/network-errors.ts', 'config', 'oci', 'ref', 'util'],
+  store: ['oci', 'util'],
+  transports: ['registry', 'archive', 'store', 'http/network-errors.ts', 'config', 'oci', 'ref', 'util'],
   copy: ['transports/types.ts', 'oci', 'util'],
-  ops: ['copy', 'transports', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
-  cli: ['ops', 'copy', 'transports', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
+  ops: ['copy', 'transports', 'store', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
+  cli: ['ops', 'copy', 'transports', 'store', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
   testing: [],
 };
 

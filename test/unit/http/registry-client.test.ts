@@ -189,9 +189,9 @@ describe('blobs', () => {
     const gets = proxy.requests.filter((q) => q.method === 'GET' && q.url.endsWith(layer));
     expect(gets).toHaveLength(2);
     expect(gets[0]!.headers.range).toBeUndefined();
-    expect(gets[1]!.headers.range).toBe('bytes=300000-');
+    expect(gets[1]!.headers.range).toBe(`bytes=300000-${(1 << 20) - 1}`); // a closed range
     const requested = lines.filter((l) => l.startsWith('→ GET') && l.includes(layer));
-    expect(requested[1]).toContain('"range":"bytes=300000-"');
+    expect(requested[1]).toContain(`"range":"bytes=300000-${(1 << 20) - 1}"`);
     const served = reg.requests.filter((q) => q.method === 'GET' && q.path.endsWith(layer));
     expect(served.map((q) => q.status)).toEqual([200, 206]);
     expect(served[1]!.bytesOut).toBe((1 << 20) - 300_000);
@@ -215,7 +215,7 @@ describe('blobs', () => {
     expect(gets[0]!.bytesOut).toBe(300_000);
     // resumes from whatever was durably written (0 … 300 000 bytes): a Range only if > 0
     const second = lines.filter((l) => l.startsWith('→ GET') && l.includes(layer))[1]!;
-    const offset = Number(/"range":"bytes=(\d+)-"/.exec(second)?.[1] ?? 0);
+    const offset = Number(/"range":"bytes=(\d+)-\d+"/.exec(second)?.[1] ?? 0);
     expect(offset).toBeLessThanOrEqual(300_000);
     expect(gets[1]!.bytesOut).toBe((1 << 20) - offset);
     expect(sha256(readFileSync(join(dir, 'blobs', 'sha256', hexOf(layer))))).toBe(layer);
@@ -231,7 +231,7 @@ describe('blobs', () => {
 
     const tail = await readAll(await client.getBlob(d, { offset: 12_345 }));
 
-    expect(proxy.requests[0]!.headers.range).toBe('bytes=12345-');
+    expect(proxy.requests[0]!.headers.range).toBe('bytes=12345-99999');
     expect(reg.requests[0]!.status).toBe(200);
     expect(tail.equals(reg.getBlob('app', d.digest)!.subarray(12_345))).toBe(true);
   });
@@ -247,7 +247,7 @@ describe('blobs', () => {
     const r = await pullToLayout(session, proxy.host, 'app', 'v1', dir, { jobs: 1 });
 
     expect(r.root.digest).toBe(seeded.digest);
-    expect(proxy.requests.filter((q) => q.url.endsWith(layer)).map((q) => q.headers.range)).toEqual([undefined, 'bytes=400000-']);
+    expect(proxy.requests.filter((q) => q.url.endsWith(layer)).map((q) => q.headers.range)).toEqual([undefined, `bytes=400000-${(1 << 20) - 1}`]);
     expect(reg.requests.filter((q) => q.path.endsWith(layer)).map((q) => q.status)).toEqual([200, 200]);
     expect(sha256(readFileSync(join(dir, 'blobs', 'sha256', hexOf(layer))))).toBe(layer);
   });
@@ -298,14 +298,14 @@ describe('blobs', () => {
     expect(tail.equals(reg.getBlob('app', d.digest)!.subarray(99_000))).toBe(true);
   });
 
-  it('offset at the end (416) → an empty stream, not an error', async () => {
+  it('offset at the end → an empty stream without a request (nothing is left to ask for)', async () => {
     const reg = await startReg();
     const seeded = seedImage(reg, 'app', 'v1', { layers: 1, layerSize: 1000 });
     const { session } = newSession();
     const d: Descriptor = { mediaType: 'application/octet-stream', digest: seeded.blobs[0] as Digest, size: 1000 };
     const rest = await readAll(await repoOf(session, reg.host, 'app').client.getBlob(d, { offset: 1000 }));
     expect(rest.length).toBe(0);
-    expect(reg.requests[0]!.status).toBe(416);
+    expect(reg.requests).toEqual([]);
   });
 
   it('unknown blob → E_NOT_FOUND "blob not found"', async () => {
