@@ -1,8 +1,41 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import type { Agent, Pool, ProxyAgent, buildConnector } from 'undici';
 
 const require = createRequire(import.meta.url);
+
+/** The parts of undici ferry uses, packed into one file by scripts/bundle.mjs. */
+interface Lean {
+  Agent: typeof Agent;
+  Dispatcher: { prototype: Record<string, unknown> };
+  api: Record<string, unknown>;
+  buildConnector: typeof buildConnector;
+  ProxyAgent: typeof ProxyAgent;
+}
+let lean: Lean | null | undefined;
+/**
+ * dist/undici-lean.cjs, built by `npm run build` beside the bundle (dist/ferry.mjs, which bin/ferry
+ * runs): one file to read and compile instead of ~30 found, read and compiled one by one through
+ * the CommonJS loader at every start (docs/performance.md: `ferry inspect` CPU 0.42 → 0.35 s).
+ * Looked for beside this module only, so only the bundle uses it; tsc's dist/http/ and src/
+ * (the library entry, the unit tests) load undici's own files. Absent or unusable: those too.
+ */
+function loadLean(): Lean | null {
+  if (lean !== undefined) return lean;
+  lean = null;
+  const path = fileURLToPath(new URL('./undici-lean.cjs', import.meta.url));
+  if (existsSync(path)) {
+    try {
+      const m = require(path) as Lean;
+      if (typeof m.Agent === 'function' && typeof m.buildConnector === 'function' && m.Dispatcher?.prototype) lean = m;
+    } catch {
+      // unusable: undici's own files instead
+    }
+  }
+  return lean;
+}
 
 /** Node built-ins undici's Agent loads (and a few it may load on first use). */
 const UNDICI_BUILTINS = [
@@ -41,6 +74,11 @@ function liftoffOnly(): void {
  */
 export function loadAgent(): typeof Agent {
   liftoffOnly();
+  const l = loadLean();
+  if (l) {
+    if (typeof l.Dispatcher.prototype['request'] !== 'function') Object.assign(l.Dispatcher.prototype, l.api);
+    if (typeof (l.Agent.prototype as unknown as Record<string, unknown>)['request'] === 'function') return l.Agent;
+  }
   try {
     const Lean = require('undici/lib/dispatcher/agent.js') as typeof Agent;
     const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: Record<string, unknown> };
@@ -58,6 +96,7 @@ export function loadAgent(): typeof Agent {
  */
 export function loadProxyAgent(): typeof ProxyAgent {
   loadAgent();
+  if (lean && typeof lean.ProxyAgent === 'function') return lean.ProxyAgent;
   try {
     const Lean = require('undici/lib/dispatcher/proxy-agent.js') as typeof ProxyAgent;
     if (typeof Lean === 'function' && typeof (Lean.prototype as unknown as Record<string, unknown>)['request'] === 'function') return Lean;
@@ -71,6 +110,7 @@ export function loadProxyAgent(): typeof ProxyAgent {
  * `--resolve` is given: the agents otherwise build their own. */
 export function loadBuildConnector(): typeof buildConnector {
   loadAgent();
+  if (lean) return lean.buildConnector;
   try {
     const Lean = require('undici/lib/core/connect.js') as typeof buildConnector;
     if (typeof Lean === 'function') return Lean;

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -59,5 +59,28 @@ describe('loadAgent', () => {
   it('loadProxyAgent gives a ProxyAgent with the request API', () => {
     const P = loadProxyAgent();
     expect(typeof (P.prototype as unknown as Record<string, unknown>)['request']).toBe('function');
+  });
+
+  it('the bundle (bin/ferry) loads undici from the one packed file dist/undici-lean.cjs, and it talks HTTP', async () => {
+    const srv = createServer((_q, r) => { r.statusCode = 404; r.setHeader('content-type', 'application/json'); r.end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'); }).listen(0, '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    try {
+      const { port } = srv.address() as { port: number };
+      const hook = `data:text/javascript,${encodeURIComponent(`import { createRequire } from 'node:module';
+        const r = createRequire(process.execPath);
+        process.on('exit', () => { const ks = Object.keys(r.cache); process.stderr.write('@@' + JSON.stringify({ lean: ks.filter((k) => k.endsWith('undici-lean.cjs')).length, undici: ks.filter((k) => /[\\/]undici[\\/]/.test(k)).length }) + '\\n'); });`)}`;
+      const bin = fileURLToPath(new URL('../../../bin/ferry', import.meta.url));
+      const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
+        const c = spawn(process.execPath, ['--import', hook, bin, 'inspect', '--raw', `127.0.0.1:${port}/x/y:z`], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        c.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+        c.on('close', (code) => res({ code, stderr }));
+      });
+      expect(r.stderr).toMatch(/manifest unknown|not found/i); // the request went out and its answer came back
+      expect(r.code).not.toBe(0);
+      expect(JSON.parse(/@@(.*)/.exec(r.stderr)![1]!)).toEqual({ lean: 1, undici: 0 });
+    } finally {
+      srv.close();
+    }
   });
 });
