@@ -45,6 +45,7 @@ await build({
       "exports.api = require('undici/lib/api/index.js');",
       "exports.buildConnector = require('undici/lib/core/connect.js');",
       "Object.defineProperty(exports, 'ProxyAgent', { enumerable: true, get: () => require('undici/lib/dispatcher/proxy-agent.js') });",
+      "Object.defineProperty(exports, 'Pool', { enumerable: true, get: () => require('undici/lib/dispatcher/pool.js') });",
     ].join('\n'),
     resolveDir: root,
     sourcefile: 'undici-lean-entry.cjs',

@@ -13,6 +13,7 @@ interface Lean {
   api: Record<string, unknown>;
   buildConnector: typeof buildConnector;
   ProxyAgent: typeof ProxyAgent;
+  Pool?: typeof Pool;
 }
 let lean: Lean | null | undefined;
 /**
@@ -123,6 +124,8 @@ export function loadBuildConnector(): typeof buildConnector {
 /** undici's `Pool`, also without the index: the pools of ferry's proxy agents (connector.ts). */
 export function loadPool(): typeof Pool {
   loadAgent();
+  // From the same copy of undici as the ProxyAgent it serves (the packed file, when loaded).
+  if (lean && typeof lean.Pool === 'function') return lean.Pool;
   try {
     const Lean = require('undici/lib/dispatcher/pool.js') as typeof Pool;
     if (typeof Lean === 'function' && typeof (Lean.prototype as unknown as Record<string, unknown>)['request'] === 'function') return Lean;
