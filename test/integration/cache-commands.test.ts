@@ -7,13 +7,13 @@
  * - prune --keep-size while another pull into the same cache is mid-download: the old blobs go,
  *   the live download is untouched, the pull finishes and verifies.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blobGets as blobGetsOf, pushedImage, verifyLayout } from './cache-support.js';
 import { startCountingRelay, type CountingRelay } from '../helpers/counting-relay.js';
-import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
+import type { OciLayoutResult } from '../helpers/images.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
 import { formatBytes } from '../../src/util/format.js';
@@ -30,14 +30,8 @@ const MiB = 1024 * 1024;
 beforeAll(async () => {
   reg = await startRegistry('open');
   work = mkdtempSync(join(tmpdir(), 'ferry-cache-cmd-'));
-  a = await makeOciLayout(join(work, 'src-a'), { tag: 'v1', layers: 3, layerSize: MiB / 2, seed: 'cache-cmd-a' });
-  b = await makeOciLayout(join(work, 'src-b'), { tag: 'v1', layers: 4, layerSize: MiB, seed: 'cache-cmd-b' });
-  for (const [img, name] of [[a, 'a'], [b, 'b']] as const) {
-    const push = await runCli(['copy', `oci:${img.dir}:v1`, `${reg.host}/cachecmd/${name}:v1`]);
-    expect(push.code, push.stderr).toBe(0);
-  }
-  const m = b.manifests[0]!;
-  for (const d of [m.configDigest, ...m.layerDigests]) bBytes += statSync(join(b.dir, 'blobs', 'sha256', d.slice(7))).size;
+  ({ image: a } = await pushedImage(reg, join(work, 'src-a'), 'cachecmd/a', { layers: 3, layerSize: MiB / 2, seed: 'cache-cmd-a' }));
+  ({ image: b, bytes: bBytes } = await pushedImage(reg, join(work, 'src-b'), 'cachecmd/b', { layers: 4, layerSize: MiB, seed: 'cache-cmd-b' }));
   relay = await startCountingRelay(Number(reg.host.split(':')[1]));
 }, 120_000);
 afterAll(async () => {
@@ -46,13 +40,7 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-const blobGets = (): string[] => relay.requests.filter((l) => /^GET \S+\/blobs\/sha256:/.test(l));
-
-function verifyLayout(dir: string): number {
-  const blobs = readdirSync(join(dir, 'blobs', 'sha256'));
-  for (const x of blobs) expect(createHash('sha256').update(readFileSync(join(dir, 'blobs', 'sha256', x))).digest('hex'), `${dir} ${x}`).toBe(x);
-  return blobs.length;
-}
+const blobGets = (): string[] => blobGetsOf(relay);
 
 /** name → size of the files in `<cache>/<sub>/sha256`. */
 function files(cache: string, sub: string): Map<string, number> {

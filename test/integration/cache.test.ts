@@ -9,13 +9,13 @@
  * - --no-cache writes nothing to the cache.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blobGets as blobGetsOf, pushedImage, verifyLayout } from './cache-support.js';
 import { startCountingRelay, type CountingRelay } from '../helpers/counting-relay.js';
-import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
+import type { OciLayoutResult } from '../helpers/images.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { FERRY_BIN, runCli } from '../helpers/run-cli.js';
 
@@ -29,11 +29,7 @@ const LAYER = 6 * 1024 * 1024;
 beforeAll(async () => {
   reg = await startRegistry('open');
   work = mkdtempSync(join(tmpdir(), 'ferry-cache-'));
-  image = await makeOciLayout(join(work, 'src'), { tag: 'v1', layers: 4, layerSize: LAYER, seed: 'cache-test' });
-  const push = await runCli(['copy', `oci:${image.dir}:v1`, `${reg.host}/cache/app:v1`]);
-  expect(push.code, push.stderr).toBe(0);
-  const m = image.manifests[0]!;
-  for (const d of [m.configDigest, ...m.layerDigests]) imageBytes += statSync(join(image.dir, 'blobs', 'sha256', d.slice(7))).size;
+  ({ image, bytes: imageBytes } = await pushedImage(reg, join(work, 'src'), 'cache/app', { layers: 4, layerSize: LAYER, seed: 'cache-test' }));
   relay = await startCountingRelay(Number(reg.host.split(':')[1]));
 }, 120_000);
 afterAll(async () => {
@@ -42,13 +38,21 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-const blobGets = (): string[] => relay.requests.filter((l) => /^GET \S+\/blobs\/sha256:/.test(l));
+const blobGets = (): string[] => blobGetsOf(relay);
 
-/** Every blob of an OCI layout hashes to its name. */
-function verifyLayout(dir: string): number {
-  const blobs = readdirSync(join(dir, 'blobs', 'sha256'));
-  for (const b of blobs) expect(createHash('sha256').update(readFileSync(join(dir, 'blobs', 'sha256', b))).digest('hex'), `${dir} ${b}`).toBe(b);
-  return blobs.length;
+/** Starts `ferry ARGS` and SIGKILLs it once the relay has served half the image's bytes and
+ * ferry has had a moment to write what was on the wire. */
+async function killAtHalf(args: string[]): Promise<void> {
+  const stalled = relay.stallAt(Math.floor(imageBytes / 2));
+  const child = spawn(process.execPath, [FERRY_BIN, '--progress', 'none', ...args], {
+    env: { PATH: process.env['PATH'], HOME: '/nonexistent', NO_COLOR: '1' }, stdio: 'ignore',
+  });
+  const exited = new Promise<NodeJS.Signals | null>((r) => child.on('close', (_c, s) => r(s)));
+  await stalled;
+  await new Promise((r) => setTimeout(r, 500));
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+  relay.unstall();
 }
 
 function cacheEntries(cache: string, sub: 'blobs' | 'partial'): string[] {
@@ -93,17 +97,7 @@ describe('the blob cache', () => {
     const cache = mkdtempSync(join(work, 'c-'));
     const out = join(work, 'killed');
     relay.reset();
-    const stalled = relay.stallAt(Math.floor(imageBytes / 2));
-    const child = spawn(process.execPath, [FERRY_BIN, 'pull', '--progress', 'none', '--cache-dir', cache, `${relay.host}/cache/app:v1`, `oci:${out}`], {
-      env: { PATH: process.env['PATH'], HOME: '/nonexistent', NO_COLOR: '1' }, stdio: 'ignore',
-    });
-    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('close', (_c, s) => r(s)));
-    await stalled;
-    // What was forwarded reaches ferry and its files within moments; then the kill.
-    await new Promise((r) => setTimeout(r, 500));
-    child.kill('SIGKILL');
-    expect(await exited).toBe('SIGKILL');
-    relay.unstall();
+    await killAtHalf(['pull', '--cache-dir', cache, `${relay.host}/cache/app:v1`, `oci:${out}`]);
     const partial = cacheEntries(cache, 'partial').filter((f) => !f.endsWith('.state'));
     expect(partial.length).toBeGreaterThan(0);
     expect(existsSync(join(out, 'index.json'))).toBe(false);
@@ -123,16 +117,7 @@ describe('the blob cache', () => {
     const dir = mkdtempSync(join(work, 'tar-'));
     const tar = join(dir, 'app.tar');
     relay.reset();
-    const stalled = relay.stallAt(Math.floor(imageBytes / 2));
-    const child = spawn(process.execPath, [FERRY_BIN, 'pull', '--progress', 'none', '--cache-dir', cache, `${relay.host}/cache/app:v1`, '-o', tar], {
-      env: { PATH: process.env['PATH'], HOME: '/nonexistent', NO_COLOR: '1' }, stdio: 'ignore',
-    });
-    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('close', (_c, s) => r(s)));
-    await stalled;
-    await new Promise((r) => setTimeout(r, 500));
-    child.kill('SIGKILL');
-    expect(await exited).toBe('SIGKILL');
-    relay.unstall();
+    await killAtHalf(['pull', '--cache-dir', cache, `${relay.host}/cache/app:v1`, '-o', tar]);
     const leftover = readdirSync(dir);
     expect(leftover).toHaveLength(1); // the killed run's archive-sized temp file
     expect(leftover[0]).toMatch(/^\.app\.tar\.[0-9a-f]{8}-\d+\.[0-9a-f]{8}\.partial$/);

@@ -106,7 +106,7 @@ describe('BlobStore.ensure', () => {
     const content = bytes(10_000, 5);
     const d = desc(content);
     const store = new BlobStore(root);
-    const e = await store.ensure(d, async () => Readable.from([bytes(10_000, 6)])).catch((x: unknown) => x as { code?: string });
+    const e = (await store.ensure(d, async () => Readable.from([bytes(10_000, 6)])).catch((x: unknown) => x)) as { code?: string };
     expect(e.code).toBe('E_DIGEST_MISMATCH');
     expect(await store.has(d)).toBe(false);
     expect(existsSync(store.partialPath(d))).toBe(false);

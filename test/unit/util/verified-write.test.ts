@@ -42,7 +42,7 @@ describe('writeVerifiedFile retries', () => {
     const e = await writeVerifiedFile(join(dir, 'b'), expected, async () => {
       calls++;
       throw reset();
-    }, { what: 'blob', isRetryable: retryable }).catch((x: unknown) => x as Error);
+    }, { what: 'blob', isRetryable: retryable }).then(() => new Error('resolved'), (x: unknown) => x as Error);
     expect(e.message).toBe('socket hang up');
     expect(calls).toBe(1);
   });
@@ -76,7 +76,7 @@ describe('writeVerifiedFile on a flaky body', () => {
       r.push(data.subarray(offset, offset + 1000));
       setTimeout(() => r.destroy(reset()), 20);
       return r;
-    }, { what: 'blob', isRetryable: retryable }).catch((x: unknown) => x as Error);
+    }, { what: 'blob', isRetryable: retryable }).then(() => new Error('resolved'), (x: unknown) => x as Error);
     expect(e.message).toBe('socket hang up');
     expect(calls).toBe(5);
   });
