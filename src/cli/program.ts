@@ -10,6 +10,7 @@ import { authCommands } from './commands/auth.js';
 import { configCommands } from './commands/config.js';
 import { ratelimitCommand } from './commands/ratelimit.js';
 import { cacheCommands } from './commands/cache.js';
+import { exportCommand } from './commands/export.js';
 import type { CliIO } from './io.js';
 import { addGlobalOptions } from './options.js';
 
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIO, signal: AbortSignal): Command {
   configCommands(program, io, signal);
   ratelimitCommand(program, io, signal);
   cacheCommands(program, io, signal);
+  exportCommand(program, io, signal);
   program.addHelpText('after', `
 Examples:
   ferry inspect alpine:3.20

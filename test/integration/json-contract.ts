@@ -54,7 +54,7 @@ function list(section: string, n = 0): FieldList {
   return t;
 }
 
-const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain', 'config explain': 'config explain', ratelimit: 'ratelimit', 'cache ls': 'cache ls, du, prune, verify', 'cache du': 'cache ls, du, prune, verify', 'cache prune': 'cache ls, du, prune, verify', 'cache verify': 'cache ls, du, prune, verify' };
+const SECTION: Record<string, string> = { inspect: 'inspect', tags: 'tags', pull: 'pull, push, copy', push: 'pull, push, copy', copy: 'pull, push, copy', tag: 'tag', delete: 'delete', login: 'login', logout: 'logout', 'auth explain': 'auth explain', 'config explain': 'config explain', ratelimit: 'ratelimit', 'cache ls': 'cache ls, du, prune, verify', 'cache du': 'cache ls, du, prune, verify', 'cache prune': 'cache ls, du, prune, verify', 'cache verify': 'cache ls, du, prune, verify', export: 'export' };
 const BLOB_FIELDS = ['total', 'skipped', 'mounted', 'transferred', 'bytes', 'transferredBytes'];
 
 function expectFields(obj: Record<string, unknown>, fields: FieldList, what: string): void {

@@ -21,9 +21,10 @@ const MAY_IMPORT: Record<string, string[]> = {
   registry: ['http', 'auth', 'config', 'ref', 'oci', 'util'],
   archive: ['oci', 'ref', 'util'],
   store: ['oci', 'util'],
+  export: ['oci', 'util'],
   transports: ['registry', 'archive', 'store', 'http/network-errors.ts', 'config', 'oci', 'ref', 'util'],
   copy: ['transports/types.ts', 'oci', 'util'],
-  ops: ['copy', 'transports', 'store', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
+  ops: ['copy', 'transports', 'store', 'export', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
   cli: ['ops', 'copy', 'transports', 'store', 'registry', 'archive', 'http', 'auth', 'config', 'ref', 'oci', 'util'],
   testing: [],
 };
@@ -34,7 +35,7 @@ const PACKAGE_OWNERS: Record<string, string[]> = {
   ora: ['cli'],
   chalk: ['cli'],
   undici: ['http'],
-  'tar-stream': ['archive', 'transports'],
+  'tar-stream': ['archive', 'transports', 'export'],
   'smol-toml': ['config'],
 };
 

@@ -16,7 +16,7 @@ import { redactText } from '../../util/redact.js';
 export const SCHEMA_VERSION = 1;
 
 /** Canonical command names (aliases report their command: `cp` → `copy`). */
-export type CommandName = 'inspect' | 'tags' | 'pull' | 'push' | 'copy' | 'tag' | 'delete' | 'login' | 'logout' | 'auth explain' | 'config explain' | 'ratelimit' | 'cache ls' | 'cache du' | 'cache prune' | 'cache verify';
+export type CommandName = 'inspect' | 'tags' | 'pull' | 'push' | 'copy' | 'tag' | 'delete' | 'login' | 'logout' | 'auth explain' | 'config explain' | 'ratelimit' | 'cache ls' | 'cache du' | 'cache prune' | 'cache verify' | 'export';
 
 export function document<T extends object>(command: CommandName | null, body: T): { schemaVersion: number; command: CommandName | null } & T {
   return { schemaVersion: SCHEMA_VERSION, command, ...body };

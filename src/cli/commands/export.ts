@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { exportImage, type ExportResult } from '../../ops/export.js';
+import { formatBytes } from '../../util/format.js';
+import type { CliIO } from '../io.js';
+import { parsePlatformOption } from '../options.js';
+import { document } from '../output/json.js';
+import { runtimeFor } from '../runtime.js';
+
+export function exportCommand(program: Command, io: CliIO, signal: AbortSignal): void {
+  program
+    .command('export')
+    .description('write an image\'s flattened root filesystem (its layers applied in order, whiteouts removed) into a new directory')
+    .argument('<source>', 'image to export: a registry reference, oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE')
+    .requiredOption('-o, --output <dir>', 'the directory to create (must not exist, or be empty); it appears only when complete')
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this machine\'s)', parsePlatformOption)
+    .option('-j, --jobs <n>', 'layers fetched ahead in parallel (default: 4)', (v: string) => Number(v))
+    .addHelpText('after', `
+Layers are applied with the OCI rules: .wh.NAME removes NAME from lower layers, .wh..wh..opq empties
+its directory of lower content; hard links, symlinks and long names are kept. Every path stays
+inside the directory: an absolute name, a ".." component or a symlink that leads outside is
+refused, naming the layer and the entry. As root, owners and modes are kept; as another user the
+files are yours and setuid/setgid bits are dropped. Device nodes and FIFOs are skipped (counted
+in the summary).
+
+Examples:
+  ferry export alpine:3.20 -o alpine-root
+  ch-run ./alpine-root -- cat /etc/os-release`)
+    .action(async (source: string, opts: { output: string; platform?: ReturnType<typeof parsePlatformOption>; jobs?: number }, cmd: Command) => {
+      const rt = await runtimeFor(cmd, io, signal);
+      const r = await exportImage(source, opts.output, { ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.jobs ? { jobs: opts.jobs } : {}) }, rt.ctx);
+      if (rt.g.json) return rt.outJson(exportJson(r));
+      rt.out(renderExport(r));
+    });
+}
+
+export function exportJson(r: ExportResult) {
+  return document('export', {
+    source: r.source, digest: r.digest, destination: r.output, layers: r.layers,
+    files: r.files, directories: r.directories, symlinks: r.symlinks, hardlinks: r.hardlinks, bytes: r.bytes, whiteouts: r.whiteouts, skipped: r.skipped,
+  });
+}
+
+function renderExport(r: ExportResult): string {
+  const skipped = Object.entries(r.skipped).map(([k, n]) => `${n} ${k}${n === 1 ? '' : 's'}`);
+  return `Exported ${r.source} (${r.digest}, ${r.layers} layer${r.layers === 1 ? '' : 's'}) to ${r.output}: ${r.files} files (${formatBytes(r.bytes)}), ${r.directories} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
+}

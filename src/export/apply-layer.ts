@@ -1,0 +1,255 @@
+/**
+ * Applies image layers, in order, to a root directory: the OCI image-spec layer rules
+ * (layer.md "Applying Changesets"), with every path resolved inside the root.
+ *
+ * Contracts:
+ * - Whiteouts: `.wh.NAME` removes NAME (a whole tree) from lower layers; `.wh..wh..opq` removes
+ *   every lower-layer child of its directory (entries of the same layer stay). Neither appears in
+ *   the result.
+ * - A later entry replaces an earlier one at the same path, except that a directory over a
+ *   directory merges (its mode/owner/mtime are the later ones).
+ * - Paths: an entry name that is absolute or has a `..` component is refused (E_BAD_ARCHIVE naming
+ *   the layer and the entry). Parents are resolved component by component, following symlinks
+ *   planted by earlier entries as if the root were `/` (an absolute target starts again at the
+ *   root); a relative symlink target that climbs above the root is refused. The last component is
+ *   never followed (a symlink there is replaced, not written through). Hard-link targets are
+ *   resolved the same way and must already exist.
+ * - Ownership and modes: as root, uid/gid and every mode bit are kept; otherwise files belong to
+ *   the caller and setuid/setgid bits are dropped. Device nodes and FIFOs are skipped and counted
+ *   (node has no mknod). Directory modes and times are applied at the end (finish()), so a
+ *   read-only directory does not stop later entries.
+ */
+import { createWriteStream } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FerryError } from '../errors.js';
+
+export interface ExportStats {
+  files: number;
+  directories: number;
+  symlinks: number;
+  hardlinks: number;
+  /** Bytes of regular-file content written. */
+  bytes: number;
+  whiteouts: number;
+  /** Entries not created, by kind (device nodes, FIFOs…). */
+  skipped: Record<string, number>;
+}
+
+interface TarHeader {
+  name: string;
+  type: string | null | undefined;
+  mode?: number | null;
+  uid?: number | null;
+  gid?: number | null;
+  mtime?: Date | null;
+  linkname?: string | null;
+  size?: number | null;
+}
+
+interface TarExtract extends NodeJS.WritableStream {
+  on(ev: 'entry', fn: (h: TarHeader, stream: Readable, next: (e?: unknown) => void) => void): this;
+  on(ev: 'finish' | 'close', fn: () => void): this;
+  on(ev: 'error', fn: (e: Error) => void): this;
+  destroy(e?: Error): void;
+}
+
+const WH = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+const MAX_LINKS = 40;
+
+export class LayerApplier {
+  readonly stats: ExportStats = { files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, whiteouts: 0, skipped: {} };
+  private readonly dirMeta = new Map<string, { mode: number; mtime: Date | undefined }>();
+  private readonly asRoot: boolean;
+
+  constructor(readonly root: string, opts: { asRoot?: boolean } = {}) {
+    this.asRoot = opts.asRoot ?? process.getuid?.() === 0;
+  }
+
+  /** Applies one uncompressed layer tar. `layer` names it in errors. */
+  async apply(tar: Readable, layer: string, signal?: AbortSignal): Promise<void> {
+    const { extract } = (await import('tar-stream')) as unknown as { extract: () => TarExtract };
+    const ex = extract();
+    const created = new Set<string>(); // resolved paths this layer made (an opaque marker keeps them)
+    const done = new Promise<void>((resolve, reject) => {
+      ex.on('entry', (h, stream, next) => {
+        signal?.throwIfAborted();
+        this.entry(h, stream, layer, created).then(() => next(), (e: unknown) => {
+          stream.resume();
+          next(e);
+        });
+      });
+      ex.on('finish', () => resolve());
+      ex.on('error', (e) => reject(e instanceof FerryError ? e : new FerryError('E_BAD_ARCHIVE', `${layer}: not a valid tar: ${e.message}`)));
+    });
+    tar.on('error', (e) => ex.destroy(e));
+    tar.pipe(ex as unknown as NodeJS.WritableStream);
+    await done;
+  }
+
+  /** Directory modes and times, deepest first, after every layer. */
+  async finish(): Promise<void> {
+    const dirs = [...this.dirMeta].sort((a, b) => b[0].length - a[0].length);
+    for (const [p, m] of dirs) {
+      await chmod(p, m.mode).catch(() => {});
+      if (m.mtime) await utimes(p, m.mtime, m.mtime).catch(() => {});
+    }
+  }
+
+  private async entry(h: TarHeader, stream: Readable, layer: string, created: Set<string>): Promise<void> {
+    const name = cleanName(h.name, layer);
+    if (name === '') {
+      stream.resume(); // the root itself ("./")
+      if (h.type === 'directory') this.dirMeta.set(this.root, { mode: this.mode(h.mode ?? 0o755), mtime: h.mtime ?? undefined });
+      return;
+    }
+    const slash = name.lastIndexOf('/');
+    const dirPart = slash >= 0 ? name.slice(0, slash) : '';
+    const base = slash >= 0 ? name.slice(slash + 1) : name;
+    const parent = await this.resolve(dirPart, layer, name, true);
+    if (base === OPAQUE) {
+      stream.resume();
+      this.stats.whiteouts++;
+      await this.ensureDir(parent);
+      for (const child of await readdir(parent).catch(() => [] as string[])) {
+        const p = join(parent, child);
+        if (!created.has(p)) await this.remove(p);
+      }
+      return;
+    }
+    if (base.startsWith(WH)) {
+      stream.resume();
+      const target = base.slice(WH.length);
+      if (target === '' || target === '.' || target === '..') throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(h.name)}: a whiteout of ${JSON.stringify(target)}`);
+      this.stats.whiteouts++;
+      await this.remove(join(parent, target));
+      return;
+    }
+    await this.ensureDir(parent);
+    const path = join(parent, base);
+    created.add(path);
+    const type = h.type ?? 'file';
+    if (type === 'directory') {
+      stream.resume();
+      const st = await lstat(path).catch(() => undefined);
+      if (st && !st.isDirectory()) await this.remove(path);
+      if (!st || !st.isDirectory()) await mkdir(path, { mode: 0o700 });
+      await this.own(path, h);
+      this.dirMeta.set(path, { mode: this.mode(h.mode ?? 0o755), mtime: h.mtime ?? undefined });
+      this.stats.directories++;
+      return;
+    }
+    await this.remove(path);
+    if (type === 'file' || type === 'contiguous-file') {
+      await pipeline(stream, createWriteStream(path, { mode: 0o600 }));
+      await this.own(path, h);
+      await chmod(path, this.mode(h.mode ?? 0o644));
+      if (h.mtime) await utimes(path, h.mtime, h.mtime);
+      this.stats.files++;
+      this.stats.bytes += h.size ?? 0;
+      return;
+    }
+    stream.resume();
+    if (type === 'symlink') {
+      await symlink(h.linkname ?? '', path);
+      await this.own(path, h, true);
+      if (h.mtime) await lutimes(path, h.mtime, h.mtime).catch(() => {});
+      this.stats.symlinks++;
+      return;
+    }
+    if (type === 'link') {
+      const lname = h.linkname ?? '';
+      if (lname.startsWith('/') || lname.split('/').includes('..')) {
+        throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused hard link ${JSON.stringify(h.name)} → ${JSON.stringify(lname)}: the target is outside the image`);
+      }
+      const target = await this.resolve(cleanName(lname, layer), layer, name, false);
+      try {
+        await link(target, path);
+      } catch (e) {
+        throw new FerryError('E_BAD_ARCHIVE', `${layer}: hard link ${JSON.stringify(h.name)} → ${JSON.stringify(lname)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such entry in this or a lower layer' : (e as Error).message}`);
+      }
+      this.stats.hardlinks++;
+      return;
+    }
+    const kind = type === 'character-device' || type === 'block-device' ? 'device' : type === 'fifo' ? 'fifo' : type;
+    this.stats.skipped[kind] = (this.stats.skipped[kind] ?? 0) + 1;
+  }
+
+  private mode(m: number): number {
+    return this.asRoot ? m & 0o7777 : m & 0o1777;
+  }
+
+  private async own(path: string, h: TarHeader, isLink = false): Promise<void> {
+    if (!this.asRoot) return;
+    const uid = h.uid ?? 0;
+    const gid = h.gid ?? 0;
+    await (isLink ? lchown(path, uid, gid) : lchown(path, uid, gid));
+  }
+
+  private async ensureDir(p: string): Promise<void> {
+    if (p === this.root) return;
+    const st = await lstat(p).catch(() => undefined);
+    if (st?.isDirectory()) return;
+    if (st) await this.remove(p);
+    await mkdir(p, { recursive: true, mode: 0o755 });
+  }
+
+  private async remove(p: string): Promise<void> {
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) return;
+    if (st.isDirectory()) await chmod(p, 0o700).catch(() => {}); // a read-only lower dir
+    await rm(p, { recursive: true, force: true });
+    this.dirMeta.delete(p);
+  }
+
+  /**
+   * `rel` (a clean relative path) resolved inside the root: symlinks among its components are
+   * followed as if the root were `/`; with `followLast` false the last component is not.
+   */
+  private async resolve(rel: string, layer: string, entry: string, followLast: boolean): Promise<string> {
+    let stack: string[] = [];
+    const queue = rel.split('/').filter((p) => p !== '' && p !== '.');
+    let links = 0;
+    while (queue.length > 0) {
+      const p = queue.shift()!;
+      if (p === '..') {
+        if (stack.length === 0) throw escape(layer, entry);
+        stack.pop();
+        continue;
+      }
+      const cur = join(this.root, ...stack, p);
+      if (queue.length === 0 && !followLast) {
+        stack.push(p);
+        break;
+      }
+      const st = await lstat(cur).catch(() => undefined);
+      if (st?.isSymbolicLink()) {
+        if (++links > MAX_LINKS) throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(entry)}: too many symbolic links on its path`);
+        const target = await readlink(cur);
+        if (target.startsWith('/')) stack = [];
+        queue.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+        continue;
+      }
+      stack.push(p);
+    }
+    return join(this.root, ...stack);
+  }
+}
+
+function escape(layer: string, entry: string): FerryError {
+  return new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(entry)}: a symbolic link on its path leads outside the image`);
+}
+
+/** A tar member name made relative and clean; absolute names and `..` components are refused. */
+function cleanName(raw: string, layer: string): string {
+  let n = raw;
+  while (n.startsWith('./')) n = n.slice(2);
+  if (n === '.') return '';
+  if (n.startsWith('/')) throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(raw)}: an absolute path`);
+  const parts = n.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(raw)}: a ".." component`);
+  return parts.join('/');
+}

@@ -1,0 +1,147 @@
+/**
+ * `ferry export SRC -o DIR`: the image's layers applied in order into one root filesystem
+ * directory (export/apply-layer.ts has the rules), for runtimes that run a plain directory
+ * (Charliecloud's ch-run, chroot). SRC is any location ferry reads; a registry image goes through
+ * the blob cache, so its layers are fetched in parallel ahead of the in-order apply.
+ *
+ * Contracts:
+ * - The tree is built in a temp directory beside DIR and renamed to DIR only after every layer
+ *   applied and verified (each layer's digest is checked as it streams; a mismatch fails the
+ *   export). An interrupted or failed export leaves no DIR; an existing non-empty DIR is refused.
+ * - gzip and uncompressed layers (sniffed by their first bytes); zstd is E_UNSUPPORTED for now.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { PassThrough, type Readable, Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { checkImagePlatform, pickPlatform, readConfig } from '../copy/platform-select.js';
+import { FerryError } from '../errors.js';
+import { LayerApplier, type ExportStats } from '../export/apply-layer.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { type Digest, digestHex, hashAlgorithmFor } from '../oci/digest.js';
+import { parseManifest } from '../oci/manifest.js';
+import { hostPlatform, type Platform } from '../oci/platform.js';
+import { formatLocation, type ImageSource, openSource } from '../transports/index.js';
+import { mapLimit } from '../util/concurrency.js';
+import { type OpContext, throughCache, withSession } from './context.js';
+import { qualifyShortName } from './short-name.js';
+import { resolveLocalLocation } from './sniff.js';
+
+export interface ExportOptions {
+  platform?: Platform;
+  jobs?: number;
+}
+
+export interface ExportResult extends ExportStats {
+  source: string;
+  /** The image manifest whose layers were applied. */
+  digest: string;
+  layers: number;
+  output: string;
+}
+
+export async function exportImage(source: string, output: string, opts: ExportOptions, ctx: OpContext): Promise<ExportResult> {
+  const resolved = await resolveLocalLocation(source, ctx.debug ? { debug: ctx.debug } : {});
+  const target = resolvePath(output);
+  const existing = await readdir(target).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  if (existing && existing.length > 0) {
+    throw new FerryError('E_USAGE', `${output} exists and is not empty; refusing to export into it`, { hint: 'give a new directory (the export is renamed into place when complete)' });
+  }
+  return withSession(ctx, async (session) => {
+    const loc = resolved.transport === 'docker' ? { ...resolved, ref: await qualifyShortName(source, resolved.ref, session, ctx) } : resolved;
+    const src = throughCache(openSource(loc, session), ctx);
+    const signal = ctx.signal;
+    const stage = join(dirname(target), `.${basename(target)}.export-${process.pid}-${Math.random().toString(36).slice(2, 10)}.partial`);
+    try {
+      const root = await src.resolve(signal);
+      let desc: Descriptor = root;
+      let m = parseManifest(await src.fetchManifest(root, signal), root.mediaType, `manifest of ${src.description}`);
+      if (m.kind === 'index') {
+        desc = pickPlatform(src.description, m, opts.platform ?? hostPlatform(), !src.origin);
+        m = parseManifest(await src.fetchManifest(desc, signal), desc.mediaType, `manifest ${desc.digest}`);
+      } else if (opts.platform) {
+        checkImagePlatform(src.description, await readConfig(src, m.config, signal), [opts.platform], !src.origin);
+      }
+      if (m.kind !== 'image') throw new FerryError('E_UNSUPPORTED', `${src.description}: a nested index cannot be exported`);
+      const layers = m.layers;
+      // Fetch ahead (into the cache) while the layers are applied one after another.
+      const ahead = src.blobFile ? mapLimit(layers, opts.jobs ?? 4, (l, _i, s) => src.blobFile!(l, { signal: s }), signal) : Promise.resolve([]);
+      ahead.catch(() => {});
+      await mkdir(stage, { mode: 0o755 });
+      const applier = new LayerApplier(stage);
+      for (const [i, l] of layers.entries()) {
+        const name = `layer ${i + 1}/${layers.length} (${l.digest})`;
+        await applier.apply(await layerTar(src, l, name, signal), name, signal);
+      }
+      await ahead;
+      await applier.finish();
+      await rm(target, { recursive: true, force: true }).catch(() => {}); // an empty directory
+      await rename(stage, target);
+      return { source: formatLocation(loc), digest: desc.digest, layers: layers.length, output: target, ...applier.stats };
+    } catch (e) {
+      await rm(stage, { recursive: true, force: true }).catch(() => {});
+      throw e;
+    } finally {
+      await src.close();
+    }
+  });
+}
+
+/** The layer's uncompressed tar stream; its compressed bytes are hashed on the way and the
+ * stream fails at the end on a digest or size mismatch. */
+async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: AbortSignal): Promise<Readable> {
+  const raw = await src.fetchBlob(d, signal ? { signal } : {});
+  const hash = createHash(hashAlgorithmFor(d.digest as Digest));
+  let n = 0;
+  const verify = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      n += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      if (n !== d.size) return cb(new FerryError('E_SIZE_MISMATCH', `${name}: ${n} bytes, the manifest says ${d.size}`));
+      if (hash.digest('hex') !== digestHex(d.digest as Digest)) return cb(new FerryError('E_DIGEST_MISMATCH', `${name}: the content does not match its digest`));
+      cb();
+    },
+  });
+  raw.on('error', (e) => verify.destroy(e));
+  raw.pipe(verify);
+  // Sniff the compression from the first bytes.
+  const first = await new Promise<Buffer>((resolve, reject) => {
+    const onReadable = (): void => {
+      const b = verify.read() as Buffer | null;
+      if (b === null) return;
+      cleanup();
+      resolve(b);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.alloc(0));
+    };
+    const onError = (e: Error): void => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = (): void => {
+      verify.off('readable', onReadable).off('end', onEnd).off('error', onError);
+    };
+    verify.on('readable', onReadable).on('end', onEnd).on('error', onError);
+  });
+  const body = new PassThrough();
+  body.write(first);
+  verify.on('error', (e) => body.destroy(e));
+  verify.pipe(body);
+  if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
+    body.destroy();
+    throw new FerryError('E_UNSUPPORTED', `${name}: zstd-compressed layers cannot be exported yet`);
+  }
+  if (first[0] === 0x1f && first[1] === 0x8b) {
+    const gunzip = createGunzip();
+    body.on('error', (e) => gunzip.destroy(e));
+    body.pipe(gunzip);
+    return gunzip;
+  }
+  return body;
+}
