@@ -11,13 +11,17 @@
  * - gzip and uncompressed layers (sniffed by their first bytes); zstd is E_UNSUPPORTED for now.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { PassThrough, type Readable, Transform } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { PassThrough, type Readable, Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
 import { checkImagePlatform, pickPlatform, readConfig } from '../copy/platform-select.js';
 import { FerryError } from '../errors.js';
 import { LayerApplier, type ExportStats } from '../export/apply-layer.js';
+import { packTree } from '../export/pack-tree.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, digestHex, hashAlgorithmFor } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
@@ -31,10 +35,24 @@ import { resolveLocalLocation } from './sniff.js';
 export interface ExportOptions {
   platform?: Platform;
   jobs?: number;
+  /** Where `-o -` writes the tar (the CLI's stdout). */
+  stdout?: Writable;
+}
+
+/** What `-o` names: a directory, a tar (gzip-compressed for .tar.gz/.tgz; `-` = stdout) or a
+ * SquashFS image (.sqfs/.squashfs). */
+export type ExportFormat = 'directory' | 'tar' | 'tar.gz' | 'squashfs';
+
+export function exportFormat(output: string): ExportFormat {
+  if (output === '-' || /\.tar$/i.test(output)) return 'tar';
+  if (/\.(tar\.gz|tgz)$/i.test(output)) return 'tar.gz';
+  if (/\.(sqfs|squashfs)$/i.test(output)) return 'squashfs';
+  return 'directory';
 }
 
 export interface ExportResult extends ExportStats {
   source: string;
+  format: ExportFormat;
   /** The image manifest whose layers were applied. */
   digest: string;
   layers: number;
@@ -43,16 +61,24 @@ export interface ExportResult extends ExportStats {
 
 export async function exportImage(source: string, output: string, opts: ExportOptions, ctx: OpContext): Promise<ExportResult> {
   const resolved = await resolveLocalLocation(source, ctx.debug ? { debug: ctx.debug } : {});
-  const target = resolvePath(output);
-  const existing = await readdir(target).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
-  if (existing && existing.length > 0) {
-    throw new FerryError('E_USAGE', `${output} exists and is not empty; refusing to export into it`, { hint: 'give a new directory (the export is renamed into place when complete)' });
+  const format = exportFormat(output);
+  const toStdout = output === '-';
+  const target = toStdout ? resolvePath('ferry-export.tar') : resolvePath(output);
+  if (format === 'directory') {
+    const existing = await readdir(target).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? undefined : Promise.reject(e)));
+    if (existing && existing.length > 0) {
+      throw new FerryError('E_USAGE', `${output} exists and is not empty; refusing to export into it`, { hint: 'give a new directory (the export is renamed into place when complete)' });
+    }
+  } else if (!toStdout && (await stat(target).catch(() => undefined))?.isDirectory()) {
+    throw new FerryError('E_USAGE', `${output} is a directory; a ${format} export writes a file`, { hint: 'give a file name, or a directory name without the extension for a directory export' });
   }
+  const squash = format === 'squashfs' ? squashTool(ctx.env ?? process.env) : undefined;
   return withSession(ctx, async (session) => {
     const loc = resolved.transport === 'docker' ? { ...resolved, ref: await qualifyShortName(source, resolved.ref, session, ctx) } : resolved;
     const src = throughCache(openSource(loc, session), ctx);
     const signal = ctx.signal;
     const stage = join(dirname(target), `.${basename(target)}.export-${process.pid}-${Math.random().toString(36).slice(2, 10)}.partial`);
+    const temps: string[] = [];
     try {
       const root = await src.resolve(signal);
       let desc: Descriptor = root;
@@ -76,13 +102,26 @@ export async function exportImage(source: string, output: string, opts: ExportOp
       }
       await ahead;
       await applier.finish();
-      await rm(target, { recursive: true, force: true }).catch(() => {}); // an empty directory
-      await rename(stage, target);
-      return { source: formatLocation(loc), digest: desc.digest, layers: layers.length, output: target, ...applier.stats };
+      if (format === 'directory') {
+        await rm(target, { recursive: true, force: true }).catch(() => {}); // an empty directory
+        await rename(stage, target);
+      } else if (toStdout) {
+        if (!opts.stdout) throw new FerryError('E_INTERNAL', 'export to - without a stdout stream');
+        await packTree(stage, opts.stdout, signal);
+      } else {
+        const tmp = `${stage}.out`;
+        temps.push(tmp);
+        if (format === 'squashfs') await runSquash(squash!, stage, tmp, ctx.env ?? process.env);
+        else await packTree(stage, format === 'tar.gz' ? gzipTo(tmp) : createWriteStream(tmp, { mode: 0o644 }), signal);
+        await syncFile(tmp);
+        await rename(tmp, target);
+      }
+      return { source: formatLocation(loc), format, digest: desc.digest, layers: layers.length, output: toStdout ? '-' : target, ...applier.stats };
     } catch (e) {
-      await rm(stage, { recursive: true, force: true }).catch(() => {});
+      for (const t of temps) await rm(t, { force: true }).catch(() => {});
       throw e;
     } finally {
+      await rm(stage, { recursive: true, force: true }).catch(() => {});
       await src.close();
     }
   });
@@ -144,4 +183,67 @@ async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: 
     return gunzip;
   }
   return body;
+}
+
+/** A gzip-compressing writer into `path`; it finishes once the file has every byte. */
+function gzipTo(path: string): Writable {
+  const gz = createGzip();
+  const done = pipeline(gz, createWriteStream(path, { mode: 0o644 }));
+  done.catch(() => {});
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (gz.write(chunk)) cb();
+      else gz.once('drain', () => cb());
+    },
+    final(cb) {
+      gz.end();
+      done.then(() => cb(), cb);
+    },
+  });
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+interface SquashTool { kind: 'mksquashfs' | 'tar2sqfs'; path: string }
+
+/** mksquashfs (squashfs-tools), else tar2sqfs (squashfs-tools-ng), from PATH. */
+function squashTool(env: NodeJS.ProcessEnv): SquashTool {
+  for (const kind of ['mksquashfs', 'tar2sqfs'] as const) {
+    for (const dir of (env.PATH ?? '').split(':').filter(Boolean)) {
+      const p = join(dir, kind);
+      try {
+        accessSync(p, fsConstants.X_OK);
+        return { kind, path: p };
+      } catch {
+        /* next */
+      }
+    }
+  }
+  throw new FerryError('E_UNSUPPORTED', 'a SquashFS export needs mksquashfs (Debian: squashfs-tools) or tar2sqfs (squashfs-tools-ng); neither is on PATH', {
+    hint: 'apt-get install squashfs-tools, or export to a directory or a .tar',
+  });
+}
+
+async function runSquash(tool: SquashTool, stage: string, out: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const args = tool.kind === 'mksquashfs' ? [stage, out, '-noappend', '-quiet', '-no-progress'] : ['-q', '-f', out];
+  const child = spawn(tool.path, args, { env, stdio: [tool.kind === 'tar2sqfs' ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-2000)));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  if (tool.kind === 'tar2sqfs') await packTree(stage, child.stdin!);
+  const code = await exited;
+  if (code !== 0) {
+    const last = err.trim().split('\n').pop() ?? '';
+    throw new FerryError('E_IO', `${tool.kind} failed (exit ${code})${last ? `: ${last}` : ''}`);
+  }
 }

@@ -36,6 +36,10 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   'dbus-send': 'dbus-bin',
   'gnome-keyring-daemon': 'gnome-keyring',
   'secret-tool': 'libsecret-tools',
+  mksquashfs: 'squashfs-tools',
+  unsquashfs: 'squashfs-tools',
+  'ch-run': 'charliecloud-runtime',
+  busybox: 'busybox-static',
   tinyproxy: 'tinyproxy',
 };
 

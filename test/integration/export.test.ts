@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
-import { runCli } from '../helpers/run-cli.js';
+import { FERRY_BIN, runCli } from '../helpers/run-cli.js';
 
-interface Entry { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; mode?: number; data?: string; linkname?: string; uid?: number; gid?: number }
+interface Entry { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; mode?: number; data?: string | Buffer; linkname?: string; uid?: number; gid?: number }
 
 async function tarOf(entries: Entry[]): Promise<Buffer> {
   const { pack } = (await import('tar-stream')) as unknown as { pack: () => NodeJS.ReadableStream & { entry: (h: object, d?: Buffer | string) => void; finalize: () => void } };
@@ -30,6 +30,14 @@ async function tarOf(entries: Entry[]): Promise<Buffer> {
   p.finalize();
   await done;
   return Buffer.concat(chunks);
+}
+
+/** A statically linked busybox (Debian busybox-static) to run inside an exported root. */
+function requireBusybox(): string {
+  requireBinary('busybox');
+  const p = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
+  if (!execFileSync('file', ['-L', p], { encoding: 'utf8' }).includes('statically linked')) throw new Error(`${p} is not statically linked: apt-get install busybox-static`);
+  return p;
 }
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -133,6 +141,58 @@ describe('ferry export', () => {
     expect(mine[LONG]).toMatch(/size=4 /);
     const doc = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(doc).toMatchObject({ command: 'export', layers: 3, hardlinks: 2, whiteouts: 3 });
+  });
+
+  it('a tar, a .tar.gz and - (stdout) hold the same tree: directories before their contents, hard links after their targets', async () => {
+    const ref = tree(join(work, 'root'));
+    for (const [name, extract] of [['flat.tar', '-xf'], ['flat.tar.gz', '-xzf']] as const) {
+      const file = join(work, name);
+      const r = await runCli(['export', `oci:${join(work, 'img')}:v1`, '-o', file]);
+      expect(r.code, r.stderr).toBe(0);
+      const into = mkdtempSync(join(work, 'x-'));
+      execFileSync('tar', [extract, file, '-C', into, '--same-owner', '--numeric-owner', '-p']);
+      expect(tree(into)).toEqual(ref);
+      const names = execFileSync('tar', [extract.replace('x', 't'), file], { encoding: 'utf8' }).trim().split('\n').map((n) => n.replace(/\/$/, ''));
+      for (const [i, n] of names.entries()) {
+        const parent = n.includes('/') ? n.slice(0, n.lastIndexOf('/')) : undefined;
+        if (parent) expect(names.indexOf(parent), `${n} after its directory`).toBeLessThan(i);
+      }
+      const verbose = execFileSync('tar', [extract.replace('x', 'tv'), file], { encoding: 'utf8' });
+      expect(verbose).toMatch(/home\/user\/profile-link link to home\/user\/\.profile|home\/user\/\.profile link to home\/user\/profile-link/);
+      const linkLine = names.findIndex((n) => n === 'home/user/profile-link');
+      expect(linkLine).toBeGreaterThan(names.indexOf('home/user/.profile'));
+    }
+    const piped = execFileSync('sh', ['-c', `"${process.execPath}" "${FERRY_BIN}" export oci:${join(work, 'img')}:v1 -o - | tar -tf - | wc -l`], { encoding: 'utf8', env: { PATH: process.env['PATH'], HOME: '/nonexistent' } });
+    expect(Number(piped.trim())).toBe(Object.keys(ref).length);
+  });
+
+  it('a SquashFS image (mksquashfs) that unsquashfs gives back as the same tree', async () => {
+    requireBinary('mksquashfs');
+    const file = join(work, 'flat.sqfs');
+    const r = await runCli(['export', '--json', `oci:${join(work, 'img')}:v1`, '-o', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ format: 'squashfs', destination: file });
+    const into = join(work, 'unsq');
+    execFileSync('unsquashfs', ['-q', '-n', '-d', into, file], { stdio: 'pipe' });
+    expect(tree(into)).toEqual(tree(join(work, 'root')));
+    expect(readdirSync(work).filter((n) => n.includes('.partial'))).toEqual([]);
+  });
+
+  it('Charliecloud ch-run runs a command inside the exported directory and inside the exported SquashFS', async () => {
+    requireBinary('ch-run');
+    const dir = mkdtempSync(join(work, 'ch-'));
+    const etc = ['passwd', 'group', 'hosts', 'resolv.conf'].map((n) => ({ name: `etc/${n}`, data: n === 'passwd' ? 'root:x:0:0:root:/root:/bin/sh\n' : '' }));
+    await layout(join(dir, 'img'), [
+      [{ name: 'bin/', type: 'directory' }, { name: 'bin/busybox', mode: 0o755, data: readFileSync(requireBusybox()) }, { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
+        { name: 'etc/', type: 'directory' }, ...etc, ...['tmp', 'dev', 'proc', 'sys', 'home', 'root'].map((n) => ({ name: `${n}/`, type: 'directory' as const }))],
+      [{ name: 'etc/hello', data: 'hello from layer 2\n' }, { name: 'etc/.wh.hosts' }, { name: 'etc/hosts', data: '' }],
+    ]);
+    for (const out of [join(dir, 'root'), join(dir, 'root.sqfs')]) {
+      const r = await runCli(['export', `oci:${join(dir, 'img')}:v1`, '-o', out]);
+      expect(r.code, r.stderr).toBe(0);
+      const said = execFileSync('ch-run', [out, '--', '/bin/sh', '-c', 'cat /etc/hello; ls /etc | wc -l'], { encoding: 'utf8', env: { ...process.env, USER: process.env['USER'] ?? 'root' }, timeout: 30_000 });
+      expect(said).toBe('hello from layer 2\n5\n');
+    }
   });
 
   it.each([

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { exportImage, type ExportResult } from '../../ops/export.js';
 import { formatBytes } from '../../util/format.js';
@@ -9,9 +10,9 @@ import { runtimeFor } from '../runtime.js';
 export function exportCommand(program: Command, io: CliIO, signal: AbortSignal): void {
   program
     .command('export')
-    .description('write an image\'s flattened root filesystem (its layers applied in order, whiteouts removed) into a new directory')
+    .description('write an image\'s flattened root filesystem (its layers applied in order, whiteouts removed): a new directory, a tar (.tar, .tar.gz, - for stdout) or a SquashFS image (.sqfs)')
     .argument('<source>', 'image to export: a registry reference, oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE')
-    .requiredOption('-o, --output <dir>', 'the directory to create (must not exist, or be empty); it appears only when complete')
+    .requiredOption('-o, --output <path>', 'DIR (must not exist, or be empty), FILE.tar, FILE.tar.gz, - (a tar on stdout) or FILE.sqfs (needs mksquashfs or tar2sqfs); it appears only when complete')
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this machine\'s)', parsePlatformOption)
     .option('-j, --jobs <n>', 'layers fetched ahead in parallel (default: 4)', (v: string) => Number(v))
     .addHelpText('after', `
@@ -22,12 +23,19 @@ refused, naming the layer and the entry. As root, owners and modes are kept; as 
 files are yours and setuid/setgid bits are dropped. Device nodes and FIFOs are skipped (counted
 in the summary).
 
+A tar lists every directory before its contents and a hard link after its target.
+
 Examples:
   ferry export alpine:3.20 -o alpine-root
-  ch-run ./alpine-root -- cat /etc/os-release`)
+  ch-run ./alpine-root -- cat /etc/os-release
+  ferry export ghcr.io/org/app:1.2 -o app.sqfs && ch-run app.sqfs -- app --version
+  ferry export oci:./images:app -o - | tar -t | head`)
     .action(async (source: string, opts: { output: string; platform?: ReturnType<typeof parsePlatformOption>; jobs?: number }, cmd: Command) => {
       const rt = await runtimeFor(cmd, io, signal);
-      const r = await exportImage(source, opts.output, { ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.jobs ? { jobs: opts.jobs } : {}) }, rt.ctx);
+      const r = await exportImage(source, opts.output, {
+        ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.jobs ? { jobs: opts.jobs } : {}), stdout: io.stdout as unknown as Writable,
+      }, rt.ctx);
+      if (r.output === '-') return; // the tar is the output
       if (rt.g.json) return rt.outJson(exportJson(r));
       rt.out(renderExport(r));
     });
@@ -35,12 +43,12 @@ Examples:
 
 export function exportJson(r: ExportResult) {
   return document('export', {
-    source: r.source, digest: r.digest, destination: r.output, layers: r.layers,
+    source: r.source, format: r.format, digest: r.digest, destination: r.output, layers: r.layers,
     files: r.files, directories: r.directories, symlinks: r.symlinks, hardlinks: r.hardlinks, bytes: r.bytes, whiteouts: r.whiteouts, skipped: r.skipped,
   });
 }
 
 function renderExport(r: ExportResult): string {
   const skipped = Object.entries(r.skipped).map(([k, n]) => `${n} ${k}${n === 1 ? '' : 's'}`);
-  return `Exported ${r.source} (${r.digest}, ${r.layers} layer${r.layers === 1 ? '' : 's'}) to ${r.output}: ${r.files} files (${formatBytes(r.bytes)}), ${r.directories} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
+  return `Exported ${r.source} (${r.digest}, ${r.layers} layer${r.layers === 1 ? '' : 's'}) to ${r.output}${r.format === 'directory' ? '' : ` (${r.format})`}: ${r.files} files (${formatBytes(r.bytes)}), ${r.directories} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
 }
