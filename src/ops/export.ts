@@ -8,7 +8,7 @@
  * - The tree is built in a temp directory beside DIR and renamed to DIR only after every layer
  *   applied and verified (each layer's digest is checked as it streams; a mismatch fails the
  *   export). An interrupted or failed export leaves no DIR; an existing non-empty DIR is refused.
- * - gzip and uncompressed layers (sniffed by their first bytes); zstd is E_UNSUPPORTED for now.
+ * - gzip, zstd (fzstd: node 20 has no zstd) and uncompressed layers, sniffed by their first bytes.
  */
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -173,8 +173,10 @@ async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: 
   verify.on('error', (e) => body.destroy(e));
   verify.pipe(body);
   if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
-    body.destroy();
-    throw new FerryError('E_UNSUPPORTED', `${name}: zstd-compressed layers cannot be exported yet`);
+    const zstd = await zstdDecoder(name);
+    body.on('error', (e) => zstd.destroy(e));
+    body.pipe(zstd);
+    return zstd;
   }
   if (first[0] === 0x1f && first[1] === 0x8b) {
     const gunzip = createGunzip();
@@ -246,4 +248,32 @@ async function runSquash(tool: SquashTool, stage: string, out: string, env: Node
     const last = err.trim().split('\n').pop() ?? '';
     throw new FerryError('E_IO', `${tool.kind} failed (exit ${code})${last ? `: ${last}` : ''}`);
   }
+}
+
+/** A zstd-decompressing stream (fzstd: node 20 has no zstd in zlib). Loaded on the first zstd layer. */
+async function zstdDecoder(name: string): Promise<Transform> {
+  const { Decompress } = await import('fzstd');
+  let push: ((c: Buffer) => void) | undefined;
+  const d = new Decompress((chunk) => push?.(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+  const bad = (e: unknown): FerryError => new FerryError('E_BAD_ARCHIVE', `${name}: not valid zstd: ${(e as Error).message}`);
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      push = (c) => this.push(c);
+      try {
+        d.push(chunk);
+        cb();
+      } catch (e) {
+        cb(bad(e));
+      }
+    },
+    flush(cb) {
+      push = (c) => this.push(c);
+      try {
+        d.push(new Uint8Array(0), true);
+        cb();
+      } catch (e) {
+        cb(bad(e));
+      }
+    },
+  });
 }

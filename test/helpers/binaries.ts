@@ -40,6 +40,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   unsquashfs: 'squashfs-tools',
   'ch-run': 'charliecloud-runtime',
   busybox: 'busybox-static',
+  zstd: 'zstd',
   tinyproxy: 'tinyproxy',
 };
 

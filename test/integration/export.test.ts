@@ -43,7 +43,7 @@ function requireBusybox(): string {
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 /** An OCI layout with one image whose layers are these tars (gzip-compressed). */
-async function layout(dir: string, layers: Entry[][]): Promise<void> {
+async function layout(dir: string, layers: Entry[][], compression: 'gzip' | 'zstd' = 'gzip'): Promise<void> {
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Buffer): { digest: string; size: number } => {
     const d = sha(b);
@@ -51,7 +51,8 @@ async function layout(dir: string, layers: Entry[][]): Promise<void> {
     return { digest: `sha256:${d}`, size: b.length };
   };
   const tars = await Promise.all(layers.map(tarOf));
-  const ls = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(gzipSync(t)) }));
+  const compress = (t: Buffer): Buffer => (compression === 'gzip' ? gzipSync(t) : execFileSync('zstd', ['-q', '-c', '-'], { input: t }));
+  const ls = tars.map((t) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar+${compression}`, ...put(compress(t)) }));
   const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: tars.map((t) => `sha256:${sha(t)}`) }, config: {} })));
   const manifest = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: ls })));
   writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
@@ -164,6 +165,15 @@ describe('ferry export', () => {
     }
     const piped = execFileSync('sh', ['-c', `"${process.execPath}" "${FERRY_BIN}" export oci:${join(work, 'img')}:v1 -o - | tar -tf - | wc -l`], { encoding: 'utf8', env: { PATH: process.env['PATH'], HOME: '/nonexistent' } });
     expect(Number(piped.trim())).toBe(Object.keys(ref).length);
+  });
+
+  it('zstd layers (fzstd) give the same tree as the gzip ones', async () => {
+    requireBinary('zstd');
+    const dir = mkdtempSync(join(work, 'zstd-'));
+    await layout(join(dir, 'img'), GOOD, 'zstd');
+    const r = await runCli(['export', `oci:${join(dir, 'img')}:v1`, '-o', join(dir, 'root')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(tree(join(dir, 'root'))).toEqual(tree(join(work, 'root')));
   });
 
   it('a SquashFS image (mksquashfs) that unsquashfs gives back as the same tree', async () => {

@@ -37,6 +37,7 @@ const PACKAGE_OWNERS: Record<string, string[]> = {
   undici: ['http'],
   'tar-stream': ['archive', 'transports', 'export'],
   'smol-toml': ['config'],
+  fzstd: ['ops'],
 };
 
 function sourceFiles(dir: string): string[] {
