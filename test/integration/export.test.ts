@@ -97,7 +97,10 @@ const GOOD: Entry[][] = [
   [
     { name: 'etc/.wh.passwd' }, { name: 'etc/group', data: 'root:x:0:\n' },
     { name: 'opt/old/.wh..wh..opq' }, { name: 'opt/old/c', data: 'c' },
-    { name: 'usr/bin/tool2', type: 'link', linkname: 'usr/bin/tool' }, { name: 'home/user/profile-link', type: 'link', linkname: 'home/user/.profile' },
+    // Hard-link headers carry their target's mode and owner, as tar writes them (on a mismatch
+    // containers/storage applies the link's to the shared inode, umoci does not).
+    { name: 'usr/bin/tool2', type: 'link', linkname: 'usr/bin/tool', mode: 0o755 },
+    { name: 'home/user/profile-link', type: 'link', linkname: 'home/user/.profile', uid: 1000, gid: 1000 },
     { name: 'bin/newtool', mode: 0o755, data: 'through the symlink' },
     { name: 'swap', data: 'now a file' }, { name: 'flip/', type: 'directory' }, { name: 'flip/y', data: 'y' },
     { name: 'usr/', type: 'directory', mode: 0o750 },
@@ -166,6 +169,34 @@ describe('ferry export', () => {
     const piped = execFileSync('sh', ['-c', `"${process.execPath}" "${FERRY_BIN}" export oci:${join(work, 'img')}:v1 -o - | tar -tf - | wc -l`], { encoding: 'utf8', env: { PATH: process.env['PATH'], HOME: '/nonexistent' } });
     expect(Number(piped.trim())).toBe(Object.keys(ref).length);
   });
+
+  it('gives the tree podman export gives for a container created from the same image (vfs storage, cgroupfs)', async () => {
+    requireBinary('podman');
+    const store = mkdtempSync(join(work, 'podman-'));
+    const conf = join(store, 'registries.conf');
+    writeFileSync(conf, 'unqualified-search-registries = []\n');
+    const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: conf, XDG_RUNTIME_DIR: join(store, 'xdg') };
+    mkdirSync(join(store, 'xdg'));
+    const podman = (...args: string[]): string => execFileSync('podman', ['--storage-driver', 'vfs', '--root', join(store, 'root'), '--runroot', join(store, 'run'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const archive = join(store, 'img.tar');
+    const cp = await runCli(['copy', `oci:${join(work, 'img')}:v1`, `docker-archive:${archive}:localhost/exported:v1`]);
+    expect(cp.code, cp.stderr).toBe(0);
+    podman('load', '-q', '-i', archive);
+    const id = podman('create', 'localhost/exported:v1', '/bin/true').trim();
+    podman('export', '-o', join(store, 'c.tar'), id);
+    const into = join(store, 'rootfs');
+    mkdirSync(into);
+    execFileSync('tar', ['-xf', join(store, 'c.tar'), '-C', into, '--same-owner', '--numeric-owner', '-p']);
+    const theirs = tree(into);
+    // What podman adds to every container (mount points and files it manages), not the image's.
+    const runtime = Object.keys(theirs).filter((k) => !(k in tree(join(work, 'root'))));
+    console.info(`export vs podman: podman adds ${JSON.stringify(runtime)}`);
+    for (const k of runtime) expect(k, 'only runtime mount points and files').toMatch(/^(dev|proc|sys|run|etc\/(hosts|hostname|resolv\.conf)|\.containerenv)(\/|$)/);
+    for (const k of runtime) delete theirs[k];
+    const mine = tree(join(work, 'root'));
+    expect(mine).toEqual(theirs);
+    podman('rm', '-f', id);
+  }, 120_000);
 
   it('zstd layers (fzstd) give the same tree as the gzip ones', async () => {
     requireBinary('zstd');
