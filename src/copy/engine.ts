@@ -177,7 +177,9 @@ export async function transferBlobs(planned: PlannedTransfer, dst: ImageDestinat
           return src.fetchBlob(d, { offset, signal: sig ?? s });
         },
       }, { signal: s });
-      if (!r?.mounted) await file();
+      // A download that was started must have passed the cache's digest check; one the
+      // destination never asked for (mounted, or found there after all) is not started now.
+      if (inCache) await inCache;
     } else {
       r = await dst.putBlob(d, { open: (offset, sig) => src.fetchBlob(d, { offset, signal: sig ?? s }) }, {
         signal: s, onProgress: progress, onReceived: release,
