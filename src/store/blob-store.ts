@@ -133,6 +133,12 @@ export class BlobStore {
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
+  /** Small content (a manifest) known only by its digest: read and verified when cached. */
+  async readByDigest(digest: Digest, max: number): Promise<Uint8Array | undefined> {
+    const size = await stat(this.blobPath({ digest })).then((st) => (st.isFile() ? st.size : undefined), () => undefined);
+    return size === undefined ? undefined : this.readSmall({ mediaType: 'application/octet-stream', digest, size }, max);
+  }
+
   /** Stores verified small content (a manifest) by digest; failures to write are not fatal. */
   async putSmall(d: Descriptor, bytes: Uint8Array): Promise<void> {
     verifyBytes(bytes, d, `manifest ${d.digest}`);

@@ -2,7 +2,9 @@
  * A registry source read through the blob cache (src/store): manifests by digest and blobs come
  * from the cache when it has them, and what is fetched goes into the cache (verified, once
  * across processes, resumable after a kill) while the destination is fed. A tag is always
- * resolved at the registry.
+ * resolved at the registry; a digest reference (`name@sha256:…`) whose manifest is cached is
+ * resolved without any request, so a pinned image in the cache needs no network (an air-gapped
+ * node; as with docker's and containerd's content stores, whoever can read the cache reads it).
  *
  * Contracts:
  * - `blobFile(d)` makes sure the blob is in the cache and returns its path: destinations that
@@ -21,6 +23,8 @@ import { Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isRetryableNetworkError } from '../http/network-errors.js';
+import type { Digest } from '../oci/digest.js';
+import { parseManifest } from '../oci/manifest.js';
 import type { BlobStore, EnsureOptions } from '../store/index.js';
 import { ioError } from '../util/fs-errors.js';
 import type { BlobFileOptions, ImageSource } from './types.js';
@@ -85,9 +89,19 @@ export class CachedSource implements ImageSource {
   constructor(readonly inner: ImageSource, readonly store: BlobStore, private readonly hooks: { onWait?: EnsureOptions['onWait'] } = {}) {
     this.description = inner.description;
     this.origin = inner.origin;
+    this.pinnedDigest = inner.pinnedDigest;
   }
 
-  resolve(signal?: AbortSignal): Promise<Descriptor> {
+  readonly pinnedDigest: string | undefined;
+
+  async resolve(signal?: AbortSignal): Promise<Descriptor> {
+    const pinned = this.inner.pinnedDigest;
+    const bytes = pinned ? await this.store.readByDigest(pinned as Digest, MAX_CACHED_MANIFEST) : undefined;
+    if (pinned && bytes) {
+      const m = parseManifest(bytes, undefined, `cached manifest ${pinned}`);
+      this.fromCache.add(pinned);
+      return { mediaType: m.mediaType, digest: pinned as Digest, size: bytes.byteLength };
+    }
     return this.inner.resolve(signal);
   }
 

@@ -15,7 +15,10 @@ export class RegistrySource implements ImageSource {
   readonly origin: SourceOrigin;
   private readonly cached = new Map<string, Uint8Array>();
 
+  readonly pinnedDigest: string | undefined;
+
   constructor(private readonly repo: RepositoryClient, readonly ref: ImageReference) {
+    this.pinnedDigest = ref.digest;
     this.description = ref.toString();
     this.origin = { registry: ref.registry, repository: ref.repository };
   }
@@ -86,6 +89,7 @@ export class EndpointsRegistrySource implements ImageSource {
   readonly origin: SourceOrigin;
   /** digest → endpoint label that served it. */
   readonly servedBy = new Map<string, string>();
+  readonly pinnedDigest: string | undefined;
   private list: Promise<EndpointSource[]> | undefined;
   private preferred: EndpointSource | undefined;
 
@@ -95,6 +99,7 @@ export class EndpointsRegistrySource implements ImageSource {
     private readonly origins: () => Promise<RegistrySource>,
     private readonly debug?: (line: string) => void,
   ) {
+    this.pinnedDigest = ref.digest;
     this.description = ref.toString();
     this.origin = { registry: ref.registry, repository: ref.repository };
   }

@@ -32,6 +32,9 @@ export interface ImageSource {
   readonly description: string;
   /** Set by sources that read a registry repository (and by wrappers around them). */
   readonly origin?: SourceOrigin | undefined;
+  /** The manifest digest the location pins (`name@sha256:…`), when it pins one: a cache in
+   * front of the source may answer `resolve` with it without asking the registry. */
+  readonly pinnedDigest?: string | undefined;
   /** The top manifest or index the location names. */
   resolve(signal?: AbortSignal): Promise<Descriptor>;
   fetchManifest(d: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;

@@ -9,6 +9,7 @@
  * - --no-cache writes nothing to the cache.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +145,40 @@ describe('the blob cache', () => {
     for (let i = 0; i < 4; i++) expect(verifyLayout(join(work, `many-${i}`))).toBe(6);
     expect(readdirSync(join(cache, 'locks', 'sha256'))).toEqual([]);
   }, 120_000);
+
+  it('a digest reference whose manifest is cached needs no registry: pull, inspect and export with it send no request; a tag still asks', async () => {
+    const cache = mkdtempSync(join(work, 'c-'));
+    const pinned = `${relay.host}/cache/app@${image.digest}`;
+    relay.reset();
+    const first = await runCli(['pull', '--cache-dir', cache, pinned, `oci:${join(work, 'pin1')}`]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(blobGets()).toHaveLength(5);
+
+    relay.reset();
+    const pull = await runCli(['pull', '--json', '--cache-dir', cache, pinned, `oci:${join(work, 'pin2')}`]);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(relay.requests).toEqual([]);
+    expect(verifyLayout(join(work, 'pin2'))).toBe(6);
+    const inspect = await runCli(['inspect', '--raw', '--cache-dir', cache, pinned]);
+    expect(inspect.code, inspect.stderr).toBe(0);
+    expect(`sha256:${createHash('sha256').update(inspect.stdout).digest('hex')}`).toBe(image.digest);
+    const exp = await runCli(['export', '--json', '--cache-dir', cache, pinned, '-o', join(work, 'pin-root')]);
+    expect(exp.code, exp.stderr).toBe(0);
+    expect(JSON.parse(exp.stdout)).toMatchObject({ digest: image.manifestDigest, layers: 4 });
+    expect(relay.requests).toEqual([]);
+
+    // Same cache, the tag: resolved at the registry (a manifest request), blobs from the cache.
+    const tag = await runCli(['pull', '--cache-dir', cache, `${relay.host}/cache/app:v1`, `oci:${join(work, 'pin3')}`]);
+    expect(tag.code, tag.stderr).toBe(0);
+    expect(relay.requests.some((r) => r.includes('/manifests/v1'))).toBe(true);
+    expect(blobGets()).toEqual([]);
+
+    // A cache that lacks the manifest: the registry is asked.
+    relay.reset();
+    const other = await runCli(['inspect', '--raw', '--cache-dir', mkdtempSync(join(work, 'c-')), pinned]);
+    expect(other.code, other.stderr).toBe(0);
+    expect(relay.requests.some((r) => r.includes(`/manifests/${image.digest}`))).toBe(true);
+  }, 90_000);
 
   it('--no-cache fetches everything and writes nothing to the cache', async () => {
     const cache = mkdtempSync(join(work, 'c-'));
