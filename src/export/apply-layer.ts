@@ -86,7 +86,8 @@ export class LayerApplier {
       ex.on('error', (e) => reject(e instanceof FerryError ? e : new FerryError('E_BAD_ARCHIVE', `${layer}: not a valid tar: ${e.message}`)));
     });
     tar.on('error', (e) => ex.destroy(e));
-    tar.pipe(ex as unknown as NodeJS.WritableStream);
+    if (tar.errored) ex.destroy(tar.errored); // it failed before its turn (read ahead)
+    else tar.pipe(ex as unknown as NodeJS.WritableStream);
     await done;
   }
 

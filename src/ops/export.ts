@@ -96,9 +96,32 @@ export async function exportImage(source: string, output: string, opts: ExportOp
       ahead.catch(() => {});
       await mkdir(stage, { mode: 0o755 });
       const applier = new LayerApplier(stage);
-      for (const [i, l] of layers.entries()) {
-        const name = `layer ${i + 1}/${layers.length} (${l.digest})`;
-        await applier.apply(await layerTar(src, l, name, signal), name, signal);
+      // Decompress ahead: while layer i is applied, layer i+1 is already being read, verified and
+      // decompressed into a bounded buffer (AHEAD_BYTES; 16 MiB measured +60 MiB RSS and no faster),
+      // so the apply never waits on a cold inflate at a layer boundary.
+      const open = (i: number): Promise<Readable> => {
+        const l = layers[i]!;
+        const p = layerTar(src, l, layerName(i, layers.length, l), signal).then((t) => {
+          const buf = new PassThrough({ highWaterMark: AHEAD_BYTES });
+          // A layer can fail (a digest mismatch) before its turn: keep the error on the stream
+          // (`errored`, which apply checks) instead of an unhandled 'error' event.
+          buf.on('error', () => {});
+          t.on('error', (e) => buf.destroy(e));
+          return t.pipe(buf);
+        });
+        p.catch(() => {});
+        return p;
+      };
+      let next = layers.length > 0 ? open(0) : undefined;
+      try {
+        for (const [i, l] of layers.entries()) {
+          const cur = await next!;
+          next = i + 1 < layers.length ? open(i + 1) : undefined;
+          await applier.apply(cur, layerName(i, layers.length, l), signal);
+        }
+      } catch (e) {
+        void next?.then((t) => t.destroy(), () => {});
+        throw e;
       }
       await ahead;
       await applier.finish();
@@ -126,6 +149,15 @@ export async function exportImage(source: string, output: string, opts: ExportOp
     }
   });
 }
+
+/** zlib's output chunk for layers: its default, 16 KiB, costs a JS callback and a Buffer per 16 KiB
+ * of tar; 256 KiB halves the inflate's CPU (545 MiB of tar: 4.4 → 1.95 s). */
+const INFLATE_CHUNK = 256 * 1024;
+
+/** How much decompressed tar of the next layer is read ahead of the apply. */
+const AHEAD_BYTES = 4 * 1024 * 1024;
+
+const layerName = (i: number, n: number, l: Descriptor): string => `layer ${i + 1}/${n} (${l.digest})`;
 
 /** The layer's uncompressed tar stream; its compressed bytes are hashed on the way and the
  * stream fails at the end on a digest or size mismatch. */
@@ -179,7 +211,7 @@ async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: 
     return zstd;
   }
   if (first[0] === 0x1f && first[1] === 0x8b) {
-    const gunzip = createGunzip();
+    const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
     body.on('error', (e) => gunzip.destroy(e));
     body.pipe(gunzip);
     return gunzip;

@@ -1,0 +1,61 @@
+/**
+ * `ferry export` verifies every layer while it applies it, and the next layer is read ahead of
+ * the apply: a layer that fails its digest or size — before its turn or during it — fails the
+ * export with exit 6 and a one-line message naming the layer, no stack trace, no unhandled
+ * stream error, and nothing beside the target (no output, no staging directory).
+ */
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
+import { runCli } from '../helpers/run-cli.js';
+
+let work: string;
+let image: OciLayoutResult;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'ferry-export-verify-'));
+  image = await makeOciLayout(join(work, 'img'), { tag: 'v1', layers: 4, layerSize: 300_000, seed: 'export-verify' });
+}, 60_000);
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** A copy of the image whose layer `i` (0-based) has one byte flipped, or is cut short. */
+function damaged(i: number, how: 'flip' | 'cut'): string {
+  const dir = mkdtempSync(join(work, `bad-${i}-${how}-`));
+  cpSync(image.dir, join(dir, 'img'), { recursive: true });
+  const blob = join(dir, 'img', 'blobs', 'sha256', image.manifests[0]!.layerDigests[i]!.slice('sha256:'.length));
+  const b = readFileSync(blob);
+  if (how === 'flip') {
+    b[b.length >> 1] ^= 0xff;
+    writeFileSync(blob, b);
+  } else {
+    truncateSync(blob, b.length - 1000);
+  }
+  return dir;
+}
+
+describe('ferry export verifies each layer', () => {
+  it('an intact image exports (the control)', async () => {
+    const r = await runCli(['export', '--json', `oci:${image.dir}:v1`, '-o', join(work, 'ok')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ layers: 4, digest: image.manifests[0]!.digest });
+  });
+
+  for (const [i, how] of [[0, 'flip'], [1, 'flip'], [3, 'flip'], [2, 'cut']] as const) {
+    for (const out of ['root', 'root.tar']) {
+      it(`layer ${i + 1} ${how === 'flip' ? 'with a flipped byte' : 'cut short'} → ${out}: exit 6 naming the layer, nothing left beside the target`, async () => {
+        const dir = damaged(i, how);
+        const r = await runCli(['export', `oci:${join(dir, 'img')}:v1`, '-o', join(dir, out)]);
+        expect(r.code, r.stderr).toBe(6);
+        expect(r.stderr).toContain(`layer ${i + 1}/4 (${image.manifests[0]!.layerDigests[i]})`);
+        expect(r.stderr).toMatch(how === 'flip' ? /does not match its digest/ : /bytes, the manifest says/);
+        expect(r.stderr).not.toMatch(/\n\s+at |Unhandled|node:events/);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(readdirSync(dir)).toEqual(['img']);
+      }, 30_000);
+    }
+  }
+});
