@@ -104,7 +104,7 @@ export class TarIndex {
     const file = join(dir, 'archive.tar');
     const idx = new TarIndex(path, file, 'gzip', dir);
     try {
-      await pipeline(createReadStream(input), createGunzip(), createWriteStream(file), { signal: opts.signal });
+      await pipeline(createReadStream(input, { highWaterMark: 1 << 20 }), createGunzip({ chunkSize: 256 * 1024 }), createWriteStream(file), { signal: opts.signal });
     } catch (e) {
       await idx.close();
       const code = (e as NodeJS.ErrnoException).code;

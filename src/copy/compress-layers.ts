@@ -80,7 +80,7 @@ export class CompressingSource implements ImageSource {
     let size = 0;
     const meter = new Transform({ transform(c: Buffer, _e, cb) { hash.update(c); size += c.length; cb(null, c); } });
     // The source stream is verified against the original (uncompressed) digest as it is read.
-    await pipeline(await this.inner.fetchBlob(layer, { signal }), new VerifyStream(layer, `layer ${layer.digest}`), createGzip({ level: 6 }), meter, createWriteStream(path), { signal });
+    await pipeline(await this.inner.fetchBlob(layer, { signal }), new VerifyStream(layer, `layer ${layer.digest}`), createGzip({ level: 6, chunkSize: 256 * 1024 }), meter, createWriteStream(path), { signal });
     const digest = `sha256:${hash.digest('hex')}` as Digest;
     this.files.set(digest, path);
     return { mediaType: UNCOMPRESSED[layer.mediaType]!, digest, size };
