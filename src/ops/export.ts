@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { PassThrough, type Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -26,6 +26,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, digestHex, hashAlgorithmFor } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
 import { hostPlatform, type Platform } from '../oci/platform.js';
+import { removeDeadTemps, tempNameFor } from '../transports/fs-util.js';
 import { formatLocation, type ImageSource, openSource } from '../transports/index.js';
 import { mapLimit } from '../util/concurrency.js';
 import { type OpContext, throughCache, withSession } from './context.js';
@@ -77,7 +78,10 @@ export async function exportImage(source: string, output: string, opts: ExportOp
     const loc = resolved.transport === 'docker' ? { ...resolved, ref: await qualifyShortName(source, resolved.ref, session, ctx) } : resolved;
     const src = throughCache(openSource(loc, session), ctx);
     const signal = ctx.signal;
-    const stage = join(dirname(target), `.${basename(target)}.export-${process.pid}-${Math.random().toString(36).slice(2, 10)}.partial`);
+    // A killed export's staging directory and temp file carry its host and pid: the next export
+    // to the same target on this machine removes those of dead processes.
+    await removeDeadTemps(target);
+    const stage = tempNameFor(target);
     const temps: string[] = [];
     try {
       const root = await src.resolve(signal);
@@ -132,7 +136,7 @@ export async function exportImage(source: string, output: string, opts: ExportOp
         if (!opts.stdout) throw new FerryError('E_INTERNAL', 'export to - without a stdout stream');
         await packTree(stage, opts.stdout, signal);
       } else {
-        const tmp = `${stage}.out`;
+        const tmp = tempNameFor(target);
         temps.push(tmp);
         if (format === 'squashfs') await runSquash(squash!, stage, tmp, ctx.env ?? process.env);
         else await packTree(stage, format === 'tar.gz' ? gzipTo(tmp) : createWriteStream(tmp, { mode: 0o644 }), signal);

@@ -19,7 +19,7 @@ export function tempNameFor(target: string): string {
 }
 
 /**
- * Removes temp files (tempNameFor) of `target` — or of every name in the directory when
+ * Removes temp files and directories (tempNameFor) of `target` — or of every name in the directory when
  * `target` is a directory and `anyName` is set — left by processes of this machine that no
  * longer run (a SIGKILLed pull leaves its whole archive-sized temp file). Temps of live
  * processes and of other machines are left alone. Errors are ignored: this is tidying.
@@ -39,7 +39,7 @@ export async function removeDeadTemps(target: string, anyName = false): Promise<
   for (const n of names) {
     const m = shape.exec(n);
     if (!m || m[1] !== HOST_TAG || pidAlive(Number(m[2]))) continue;
-    await rm(join(dir, n), { force: true }).then(() => removed++, () => {});
+    await rm(join(dir, n), { force: true, recursive: true }).then(() => removed++, () => {}); // export stages a directory
   }
   return removed;
 }
