@@ -49,6 +49,16 @@ describe('ferry export verifies each layer', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ layers: 4, digest: image.manifests[0]!.digest });
   });
 
+  it('--jobs outside 1-64 is a usage error (exit 2) naming the value, before anything is written', async () => {
+    for (const bad of ['abc', '0', '65']) {
+      const dir = mkdtempSync(join(work, 'jobs-'));
+      const r = await runCli(['export', '-j', bad, `oci:${image.dir}:v1`, '-o', join(dir, 'root')]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--jobs takes a whole number from 1 to 64, not "${bad}"`);
+      expect(readdirSync(dir)).toEqual([]);
+    }
+  });
+
   for (const [i, how] of [[0, 'flip'], [1, 'flip'], [3, 'flip'], [2, 'cut']] as const) {
     for (const out of ['root', 'root.tar']) {
       it(`layer ${i + 1} ${how === 'flip' ? 'with a flipped byte' : 'cut short'} → ${out}: exit 6 naming the layer, nothing left beside the target`, async () => {

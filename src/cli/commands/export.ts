@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { exportImage, type ExportResult } from '../../ops/export.js';
 import { formatBytes } from '../../util/format.js';
 import type { CliIO } from '../io.js';
-import { parsePlatformOption } from '../options.js';
+import { parseJobs, parsePlatformOption } from '../options.js';
 import { document } from '../output/json.js';
 import { runtimeFor } from '../runtime.js';
 
@@ -14,7 +14,7 @@ export function exportCommand(program: Command, io: CliIO, signal: AbortSignal):
     .argument('<source>', 'image to export: a registry reference, oci:DIR[:tag], oci-archive:FILE, docker-archive:FILE')
     .requiredOption('-o, --output <path>', 'DIR (must not exist, or be empty), FILE.tar, FILE.tar.gz, - (a tar on stdout) or FILE.sqfs (needs mksquashfs or tar2sqfs); it appears only when complete')
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this machine\'s)', parsePlatformOption)
-    .option('-j, --jobs <n>', 'layers fetched ahead in parallel (default: 4)', (v: string) => Number(v))
+    .option('-j, --jobs <n>', 'layers fetched ahead in parallel (default: 4)', parseJobs)
     .addHelpText('after', `
 Layers are applied with the OCI rules: .wh.NAME removes NAME from lower layers, .wh..wh..opq empties
 its directory of lower content; hard links, symlinks and long names are kept. Every path stays
