@@ -6,26 +6,34 @@
 // bench/results.md (with the machine, the date and the commit) at the end of every run.
 // Options: --runs N (5) · --mib N (1024) · --layers N (8) · --small (also 200 MiB / 40 layers)
 //          --only a,b (scenario names: pull-oci, pull-docker-archive, pull-oci-archive, push,
-//          copy-cross, copy-same, pull-mirror, warm-oci, warm-archive, resume, concurrent8)
+//          copy-cross, copy-same, pull-mirror, warm-oci, warm-archive, resume, concurrent8, export)
 //          --pullers N (8, for concurrent8) · --cold fresh|off (how every cold ferry run avoids
 //          a warm cache: a new empty --cache-dir per run, the default and what a first pull gets,
 //          or --no-cache) · --results FILE (bench/results.md) · --json (machine-readable rows)
-//          · --keep (leave temp dir)
+//          · --keep (leave temp dir) · --data random|text4 (the pulled image's layers: random,
+//          the default, or text4: compressible text files, the export scenario's data)
+// The export scenario (issue 13) needs no registry: a text4 image in an OCI layout flattened by
+// ferry export (→ directory, → tar), umoci unpack and podman export of a container created from it.
+// A quick smoke test of it: --only export --mib 64 --layers 4 --runs 1 (about 20 s).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { has, hashFile, makeImage, median, startRegistry, startRelay, timed, timedAsync, verifyLayout } from './lib.mjs';
+import { has, hashFile, makeImage, median, startRegistry, startRelay, tarStats, timed, timedAsync, treeStats, verifyLayout } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const opt = (name, def) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : def; };
 const runs = Number(opt('runs', 5));
-const scenarios = ['pull-oci', 'pull-docker-archive', 'pull-oci-archive', 'push', 'copy-cross', 'copy-same', 'pull-mirror', 'warm-oci', 'warm-archive', 'resume', 'concurrent8'];
+const scenarios = ['pull-oci', 'pull-docker-archive', 'pull-oci-archive', 'push', 'copy-cross', 'copy-same', 'pull-mirror', 'warm-oci', 'warm-archive', 'resume', 'concurrent8', 'export'];
 const only = opt('only', '') ? new Set(opt('only', '').split(',')) : undefined;
 for (const s of only ?? []) if (!scenarios.includes(s)) { console.error(`bench: unknown scenario ${s} (${scenarios.join(', ')})`); process.exit(2); }
 const want = (s) => !only || only.has(s);
+/** Every scenario but export pulls from (or pushes to) a local registry. */
+const needRegistry = scenarios.some((s) => s !== 'export' && want(s));
+const data = opt('data', 'random');
+if (!['random', 'text4'].includes(data)) { console.error('bench: --data is random or text4'); process.exit(2); }
 const pullers = Number(opt('pullers', 8));
 const coldMode = opt('cold', 'fresh');
 if (!['fresh', 'off'].includes(coldMode)) { console.error('bench: --cold is fresh or off'); process.exit(2); }
@@ -36,13 +44,13 @@ const images = [
   { name: `${opt('mib', 1024)}MiB/${opt('layers', 8)}`, mib: Number(opt('mib', 1024)), layers: Number(opt('layers', 8)) },
   ...(argv.includes('--small') ? [{ name: '200MiB/40', mib: 200, layers: 40 }] : []),
 ];
-for (const bin of ['docker-registry', 'skopeo', 'curl']) {
+for (const bin of needRegistry ? ['docker-registry', 'skopeo', 'curl'] : []) {
   if (!has(bin)) { console.error(`bench: ${bin} is required (apt-get install -y ${bin})`); process.exit(2); }
 }
 
 const work = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
 const stops = [];
-process.on('exit', () => { for (const s of stops) s(); if (!argv.includes('--keep')) rmSync(work, { recursive: true, force: true }); });
+process.on('exit', () => { for (const s of stops) s(); if (!argv.includes('--keep')) { unmountUnder(work); rmSync(work, { recursive: true, force: true }); } });
 process.on('SIGINT', () => process.exit(130));
 const fresh = async (name, o = {}) => {
   const dir = mkdtempSync(join(work, `${name}-`));
@@ -76,6 +84,7 @@ let n = 0;
 const out = (tag) => join(work, `out-${tag}-${n++}`);
 
 const rows = [];
+const f2 = (x) => (typeof x !== 'number' || Number.isNaN(x) ? '' : x.toFixed(2));
 /** `results`: tool → runs ({ secs, rssMiB, served? }); `ceiling` and `base` name the tools the
  * "× ceiling" and "× base" columns divide by. `served` is a fraction of the image's blob bytes:
  * the row shows the largest any run had the registry serve. */
@@ -118,13 +127,83 @@ async function rounds(tools, { before } = {}) {
   return results;
 }
 
-const regA = await fresh('a', { count: true });
+/** Unmounts whatever is mounted under `dir` (deepest first): podman's storage lives in the temp
+ * dir, and a mount left there would make the rm fail or reach outside. */
+function unmountUnder(dir) {
+  let mounts = [];
+  try { mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]?.replace(/\\040/g, ' ')).filter((m) => m && (m === dir || m.startsWith(`${dir}/`))); } catch {}
+  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+}
+
+const exportTools = new Set();
+/** Issue 13's export bench: a text4 image (many compressible files per layer, bench/lib.mjs) in
+ * an OCI layout, flattened by ferry export into a new directory and a new tar, by umoci unpack
+ * (and umoci raw unpack: the rootfs alone) into a new bundle, and by podman export of a container
+ * created once from it (vfs storage, cgroupfs, an isolated store in the temp dir). Interleaved,
+ * `sync` before each run; every output checked untimed against the image's file count and bytes
+ * under data/, so a broken export cannot look fast. `have`: the loop's layout, if already text4. */
+async function exportScenario(img, have) {
+  const tl = have?.layout ?? join(work, `src-text4-${img.layers}`);
+  let built = have?.built;
+  if (!built) {
+    process.stderr.write(`bench: generating ${img.name} (text4) for export…\n`);
+    built = await makeImage(tl, { totalMiB: img.mib, layers: img.layers, tag: 'bench', data: 'text4' });
+  }
+  const expect = built.content;
+  const check = (what, got) => {
+    if (got.files !== expect.files || got.bytes !== expect.bytes) throw new Error(`export: ${what} holds ${got.files} files, ${got.bytes} bytes under data/; the image has ${expect.files}, ${expect.bytes}`);
+  };
+  const src = `oci:${tl}:bench`;
+  const rm = (p) => rmSync(p, { recursive: true, force: true });
+  const tools = {
+    'ferry → dir': () => { const o = out('xd'); try { const r = ferry('export', src, '-o', o); check('ferry → dir', treeStats(join(o, 'data'))); return r; } finally { rm(o); } },
+    'ferry → tar': () => { const o = `${out('xt')}.tar`; try { const r = ferry('export', src, '-o', o); check('ferry → tar', tarStats(o, 'data/')); return r; } finally { rm(o); } },
+  };
+  exportTools.add('ferry');
+  if (has('umoci')) {
+    exportTools.add('umoci');
+    tools['umoci unpack'] = () => { const b = out('ub'); try { const r = timed('umoci', ['unpack', '--image', `${tl}:bench`, b]); check('umoci unpack', treeStats(join(b, 'rootfs', 'data'))); return r; } finally { rm(b); } };
+    tools['umoci raw unpack'] = () => { const b = out('ur'); try { const r = timed('umoci', ['raw', 'unpack', '--image', `${tl}:bench`, b]); check('umoci raw unpack', treeStats(join(b, 'data'))); return r; } finally { rm(b); } };
+  } else process.stderr.write('bench: umoci is not installed (apt-get install -y umoci): no umoci rows, no × umoci target\n');
+  let podmanDone = () => {};
+  if (has('podman')) {
+    exportTools.add('podman');
+    const store = mkdtempSync(join(work, 'podman-'));
+    mkdirSync(join(store, 'xdg'));
+    writeFileSync(join(store, 'registries.conf'), 'unqualified-search-registries = []\n');
+    const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: join(store, 'registries.conf'), XDG_RUNTIME_DIR: join(store, 'xdg') };
+    const flags = ['--storage-driver', 'vfs', '--root', join(store, 'root'), '--runroot', join(store, 'run'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'none'];
+    const podman = (...a) => { const r = spawnSync('podman', [...flags, ...a], { env, encoding: 'utf8', cwd: work }); if (r.status !== 0) throw new Error(`podman ${a.join(' ')} failed (${r.status}): ${r.stderr?.slice(-2000)}`); return r.stdout.trim(); };
+    process.stderr.write('bench: podman pull + create (once, untimed)…\n');
+    // A relative path: podman names the image after it, and the temp dir's name has capitals.
+    const image = podman('pull', '-q', `oci:${relative(work, tl)}:bench`).split('\n').pop();
+    const cid = podman('create', image, '/bin/true');
+    tools['podman export'] = () => { const o = `${out('pe')}.tar`; try { const r = timed('podman', [...flags, 'export', '-o', o, cid], { env }); check('podman export', tarStats(o, 'data/')); return r; } finally { rm(o); } };
+    podmanDone = () => { try { podman('rm', '-f', cid); podman('system', 'reset', '-f'); } catch (e) { process.stderr.write(`bench: podman cleanup: ${e.message}\n`); } unmountUnder(store); rm(store); };
+  } else process.stderr.write('bench: podman is not installed (apt-get install -y podman): no podman row\n');
+  let results;
+  try { results = await rounds(tools); } finally { podmanDone(); }
+  const pick = (...names) => Object.fromEntries(names.filter((k) => results[k]).map((k) => [k, results[k]]));
+  const med = (k) => (results[k] ? median(results[k].map((r) => r.secs)) : NaN);
+  const what = `${img.layers} gzip layers, ${expect.files} text files of 4 KiB–4 MiB (${(expect.bytes / 2 ** 20).toFixed(0)} MiB, gzip ${(built.tarBytes / built.gzBytes).toFixed(2)}×)`;
+  const cross = `ferry → dir ÷ podman export ${f2(med('ferry → dir') / med('podman export'))}, ferry → tar ÷ umoci unpack ${f2(med('ferry → tar') / med('umoci unpack'))}`;
+  record(img.name, 'export text4 → directory', pick('ferry → dir', 'umoci unpack', 'umoci raw unpack'), { base: results['umoci unpack'] ? 'umoci unpack' : undefined, note: `${what}; base: umoci unpack (as root; also writes config.json and an mtree manifest of the rootfs, which hashes every file); umoci raw unpack: the rootfs alone; every output's files and bytes under data/ checked after the run, untimed` });
+  record(img.name, 'export text4 → tar', pick('ferry → tar', 'podman export'), { base: results['podman export'] ? 'podman export' : undefined, note: `base: podman export -o FILE of a container created once from the image (vfs storage: the container's rootfs is a full copy made at create, untimed, so this row is a tar of an existing tree: no decompression, no apply); ${cross}` });
+  if (!have) rm(tl);
+}
+
+const regA = needRegistry ? await fresh('a', { count: true }) : undefined;
 for (const img of images) {
   const layout = join(work, `src-${img.layers}`);
-  process.stderr.write(`bench: generating ${img.name}…\n`);
-  const built = await makeImage(layout, { totalMiB: img.mib, layers: img.layers, tag: 'bench' });
   const repo = `bench/img${img.layers}`;
-  sk(`oci:${layout}:bench`, `docker://${regA.host}/${repo}:bench`);
+  let built;
+  if (needRegistry) {
+    process.stderr.write(`bench: generating ${img.name} (${data})…\n`);
+    built = await makeImage(layout, { totalMiB: img.mib, layers: img.layers, tag: 'bench', data });
+    sk(`oci:${layout}:bench`, `docker://${regA.host}/${repo}:bench`);
+  }
+  if (want('export')) await exportScenario(img, needRegistry && data === 'text4' ? { layout, built } : undefined);
+  if (!needRegistry) continue;
   const ref = `${regA.host}/${repo}:bench`;
   const blobs = [built.config, ...built.layers];
   const imageBytes = blobs.reduce((a, b) => a + b.size, 0);
@@ -286,8 +365,9 @@ const version = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdou
 const fsType = spawnSync('stat', ['-f', '-c', '%T', work], { encoding: 'utf8' }).stdout?.trim();
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}, ${tmpdir()} on ${fsType}; `
   + `load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} at the start, ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the end; `
-  + `node ${process.version}, ${version('skopeo', ['--version'])}, ${version('docker-registry', ['--version']).replace(/^docker-registry /, 'docker-registry ')}, ${version('curl', ['--version']).split(' ').slice(0, 2).join(' ')}`;
-const f2 = (x) => (typeof x !== 'number' || Number.isNaN(x) ? '' : x.toFixed(2));
+  + [`node ${process.version}`,
+    ...(needRegistry ? [version('skopeo', ['--version']), version('docker-registry', ['--version']), version('curl', ['--version']).split(' ').slice(0, 2).join(' ')] : []),
+    ...(exportTools.has('umoci') ? [version('umoci', ['--version'])] : []), ...(exportTools.has('podman') ? [version('podman', ['--version'])] : [])].join(', ');
 const cmdLine = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 
 const pad = (s, w) => String(s).padEnd(w);
@@ -308,6 +388,8 @@ const big = images[0].name;
 { const r = row('warm re-pull → new docker-archive', 'ferry warm'); target(`${big} warm re-pull → new archive ≤ 0.6× the cold pull, no blob bytes`, r, r && `${f2(r.vsBase)}, served ${f2(r.served)}`, r?.vsBase <= 0.6 && r?.served === 0); }
 for (const t of ['ferry → oci', 'ferry → docker-archive']) { const r = row('resume after SIGKILL at 50% (rerun)', t); target(`resume after SIGKILL at 50% (${t.slice(8)}) re-fetches ≤ 55%`, r, f2(r?.served), r?.served <= 0.55); }
 { const r = row(`${pullers} concurrent pulls, one cache`, `ferry ×${pullers}`); target(`${pullers} concurrent pullers: served ≤ 1.05× the image, wall ≤ 2× one pull`, r, r && `served ${f2(r.served)}, wall ${f2(r.vsBase)}×`, r?.served <= 1.05 && r?.vsBase <= 2); }
+{ const r = row('export text4 → directory', 'ferry → dir'); target(`${big} text4 export → directory ≤ 0.6× umoci unpack (issue 13)`, r, f2(r?.vsBase), r?.vsBase <= 0.6); }
+{ const fr = rows.filter((r) => r.scenario.startsWith('export') && r.tool.startsWith('ferry')); if (fr.length) { const worst = Math.max(...fr.map((r) => r.rss)); target(`${big} text4 export peak RSS < 150 MiB (issue 13)`, fr, `${worst.toFixed(0)} MiB`, worst < 150); } }
 { const fr = rows.filter((r) => r.tool.startsWith('ferry')); if (fr.length) { const worst = Math.max(...fr.map((r) => r.rss)); target('peak RSS < 150 MiB in every ferry case', fr, `${worst.toFixed(0)} MiB`, worst < 150); } }
 
 const md = [
@@ -318,7 +400,7 @@ const md = [
   `- date: ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} (run took ${((Date.now() - startedAt) / 60000).toFixed(1)} min)`,
   `- commit: ${commit}`,
   `- machine: ${machine}`,
-  `- method: ${runs} runs per tool, interleaved with the order rotating every round, \`sync\` before every run; local docker-registry on 127.0.0.1; cold ferry runs ${!hasCache ? 'have no cache (this ferry has no cache flags)' : coldMode === 'off' ? 'pass --no-cache' : 'each get a new empty --cache-dir'}`,
+  `- method: ${runs} runs per tool, interleaved with the order rotating every round, \`sync\` before every run; local docker-registry on 127.0.0.1 (export: an OCI layout on local disk); cold ferry runs ${!hasCache ? 'have no cache (this ferry has no cache flags)' : coldMode === 'off' ? 'pass --no-cache' : 'each get a new empty --cache-dir'}`,
   '- columns: wall seconds (median, min, max); peak RSS is the largest of any run (GNU time); × skopeo, × ceiling (parallel curl: no hashing, no fsync) and × base divide medians; served is the most blob bytes the registry served to one run (all pullers together for the concurrent scenario), as a fraction of the image\'s blob bytes, from the registry\'s own log',
   '',
   '| image | scenario | tool | median s | min s | max s | peak RSS MiB | × skopeo | × ceiling | × base | served |',
@@ -327,7 +409,7 @@ const md = [
   '',
   ...[...new Set(rows.filter((r) => r.note).map((r) => `- ${r.image}, ${r.scenario}: ${r.note}`))],
   '',
-  ...(targets.length ? ['## Targets (issue 12)', '', '| target | this run | |', '|---|---|---|', ...targets, ''] : []),
+  ...(targets.length ? ['## Targets (issues 12, 13)', '', '| target | this run | |', '|---|---|---|', ...targets, ''] : []),
 ].join('\n');
 writeFileSync(resultsFile, md);
 process.stderr.write(`bench: wrote ${resultsFile}\n`);
