@@ -74,6 +74,9 @@ export class LayerApplier {
   private readonly dirMeta = new Map<string, { mode: number; mtime: Date | undefined }>();
   /** Resolved paths of entries skipped (devices when not root): a hard link to one is skipped too. */
   private readonly skippedPaths = new Set<string>();
+  /** Resolved paths known to be real directories (made or checked here; forgotten by remove()):
+   * resolving a path under them needs no lstat. */
+  private readonly dirs = new Set<string>();
   private readonly asRoot: boolean;
 
   constructor(readonly root: string, opts: { asRoot?: boolean } = {}) {
@@ -105,6 +108,7 @@ export class LayerApplier {
   async finish(): Promise<void> {
     const dirs = [...this.dirMeta].sort((a, b) => b[0].length - a[0].length);
     for (const [p, m] of dirs) {
+      if (!(await lstat(p).catch(() => undefined))?.isDirectory()) continue; // never through a symlink
       await chmod(p, m.mode).catch(() => {});
       if (m.mtime) await utimes(p, m.mtime, m.mtime).catch(() => {});
     }
@@ -150,6 +154,7 @@ export class LayerApplier {
       const st = await lstat(path).catch(() => undefined);
       if (st && !st.isDirectory()) await this.remove(path);
       if (!st || !st.isDirectory()) await mkdir(path, { mode: 0o700 });
+      this.dirs.add(path);
       await this.own(path, h);
       this.dirMeta.set(path, { mode: this.mode(h.mode ?? 0o755), mtime: h.mtime ?? undefined });
       this.stats.directories++;
@@ -217,20 +222,25 @@ export class LayerApplier {
   }
 
   private async ensureDir(p: string): Promise<void> {
-    if (p === this.root) return;
+    if (p === this.root || this.dirs.has(p)) return;
     const st = await lstat(p).catch(() => undefined);
-    if (st?.isDirectory()) return;
-    if (st) await this.remove(p);
-    await mkdir(p, { recursive: true, mode: 0o755 });
+    if (st && !st.isDirectory()) await this.remove(p);
+    if (!st?.isDirectory()) await mkdir(p, { recursive: true, mode: 0o755 });
+    this.dirs.add(p);
   }
 
   private async remove(p: string): Promise<void> {
     for (const s of this.skippedPaths) if (s === p || s.startsWith(`${p}/`)) this.skippedPaths.delete(s);
     const st = await lstat(p).catch(() => undefined);
     if (!st) return;
-    if (st.isDirectory()) await chmod(p, 0o700).catch(() => {}); // a read-only lower dir
+    if (st.isDirectory()) {
+      await chmod(p, 0o700).catch(() => {}); // a read-only lower dir
+      // Forget the tree: a later entry at one of its paths is new (and maybe not a directory).
+      const under = `${p}/`;
+      for (const d of this.dirs) if (d === p || d.startsWith(under)) this.dirs.delete(d);
+      for (const d of this.dirMeta.keys()) if (d === p || d.startsWith(under)) this.dirMeta.delete(d);
+    }
     await rm(p, { recursive: true, force: true });
-    this.dirMeta.delete(p);
   }
 
   /**
@@ -249,11 +259,12 @@ export class LayerApplier {
         continue;
       }
       const cur = join(this.root, ...stack, p);
-      if (queue.length === 0 && !followLast) {
+      if ((queue.length === 0 && !followLast) || this.dirs.has(cur)) {
         stack.push(p);
-        break;
+        continue;
       }
       const st = await lstat(cur).catch(() => undefined);
+      if (st?.isDirectory()) this.dirs.add(cur);
       if (st?.isSymbolicLink()) {
         if (++links > MAX_LINKS) throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(entry)}: too many symbolic links on its path`);
         const target = await readlink(cur);

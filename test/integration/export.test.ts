@@ -6,7 +6,7 @@
  * target, hard-link grouping). Hostile layers are refused with nothing written outside the root.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,6 +169,26 @@ describe('ferry export', () => {
     expect(existsSync(join(dir, 'escaped'))).toBe(false);
     expect(existsSync('/abs-escape')).toBe(false);
     expect(existsSync('/CANARY')).toBe(false);
+  });
+
+  it('a directory whited out, then its old paths reused by a file and a symlink: their own modes, nothing outside touched (umoci unpack\'s tree)', async () => {
+    const dir = mkdtempSync(join(work, 'reuse-'));
+    const canary = mkdtempSync(join(tmpdir(), 'ferry-export-canary-'));
+    chmodSync(canary, 0o755);
+    await layout(join(dir, 'img'), [
+      [{ name: 'a/', type: 'directory' }, { name: 'a/b/', type: 'directory', mode: 0o700 }, { name: 'a/b/f', data: 'f' },
+        { name: 'c/', type: 'directory' }, { name: 'c/d/', type: 'directory', mode: 0o711 }],
+      [{ name: '.wh.a' }, { name: '.wh.c' }],
+      [{ name: 'a/b', mode: 0o640, data: 'a file where a directory was' }, { name: 'c/d', type: 'symlink', linkname: canary }],
+    ]);
+    const r = await runCli(['export', `oci:${join(dir, 'img')}:v1`, '-o', join(dir, 'root')]);
+    expect(r.code, r.stderr).toBe(0);
+    const mine = tree(join(dir, 'root'));
+    expect(mine['a/b']).toMatch(/^file mode=640 /);
+    expect(mine['c/d']).toBe(`symlink -> ${canary} uid=0 gid=0`);
+    expect((statSync(canary).mode & 0o7777).toString(8)).toBe('755');
+    rmSync(canary, { recursive: true });
+    expect(mine).toEqual(umociTree(join(dir, 'img'), join(dir, 'bundle')));
   });
 
   it('refuses a non-empty output directory (exit 2), leaving it as it was', async () => {
