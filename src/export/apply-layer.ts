@@ -21,7 +21,8 @@
  * - Special files: FIFOs are created (`mknod NAME p`, coreutils: node has no mknod), as anyone.
  *   Character and block devices are created as root (`mknod NAME c|b MAJOR MINOR`) and skipped
  *   otherwise — counted in `stats.skipped.device` (only root may make them; the caller reports
- *   the count once), as is a hard link to a skipped device. They are owned and moded like files, at a path resolved like a file's.
+ *   the count once), as is a hard link to a skipped device. They are owned and moded like
+ *   files, at a path resolved like a file's.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
