@@ -15,10 +15,16 @@
  *   never followed (a symlink there is replaced, not written through). Hard-link targets are
  *   resolved the same way and must already exist.
  * - Ownership and modes: as root, uid/gid and every mode bit are kept; otherwise files belong to
- *   the caller and setuid/setgid bits are dropped. Device nodes and FIFOs are skipped and counted
- *   (node has no mknod). Directory modes and times are applied at the end (finish()), so a
- *   read-only directory does not stop later entries.
+ *   the caller and setuid/setgid bits are dropped (the rest of the mode is kept). Directory modes
+ *   and times are applied at the end (finish()); until then every directory is the caller's to
+ *   write (0700), so a read-only directory does not stop later entries, as root or not.
+ * - Special files: FIFOs are created (`mknod NAME p`, coreutils: node has no mknod), as anyone.
+ *   Character and block devices are created as root (`mknod NAME c|b MAJOR MINOR`) and skipped
+ *   otherwise — counted in `stats.skipped.device` (only root may make them; the caller reports
+ *   the count once), as is a hard link to a skipped device. They are owned and moded like
+ *   files, at a path resolved like a file's.
  */
+import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,10 +37,12 @@ export interface ExportStats {
   directories: number;
   symlinks: number;
   hardlinks: number;
+  /** Device nodes and FIFOs created. */
+  special: number;
   /** Bytes of regular-file content written. */
   bytes: number;
   whiteouts: number;
-  /** Entries not created, by kind (device nodes, FIFOs…). */
+  /** Entries not created, by kind: `device` (character and block devices, when not root). */
   skipped: Record<string, number>;
 }
 
@@ -47,6 +55,8 @@ interface TarHeader {
   mtime?: Date | null;
   linkname?: string | null;
   size?: number | null;
+  devmajor?: number | null;
+  devminor?: number | null;
 }
 
 interface TarExtract extends NodeJS.WritableStream {
@@ -61,8 +71,13 @@ const OPAQUE = '.wh..wh..opq';
 const MAX_LINKS = 40;
 
 export class LayerApplier {
-  readonly stats: ExportStats = { files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, whiteouts: 0, skipped: {} };
+  readonly stats: ExportStats = { files: 0, directories: 0, symlinks: 0, hardlinks: 0, special: 0, bytes: 0, whiteouts: 0, skipped: {} };
   private readonly dirMeta = new Map<string, { mode: number; mtime: Date | undefined }>();
+  /** Resolved paths of entries skipped (devices when not root): a hard link to one is skipped too. */
+  private readonly skippedPaths = new Set<string>();
+  /** Resolved paths known to be real directories (made or checked here; forgotten by remove()):
+   * resolving a path under them needs no lstat. */
+  private readonly dirs = new Set<string>();
   private readonly asRoot: boolean;
 
   constructor(readonly root: string, opts: { asRoot?: boolean } = {}) {
@@ -95,6 +110,7 @@ export class LayerApplier {
   async finish(): Promise<void> {
     const dirs = [...this.dirMeta].sort((a, b) => b[0].length - a[0].length);
     for (const [p, m] of dirs) {
+      if (!(await lstat(p).catch(() => undefined))?.isDirectory()) continue; // never through a symlink
       await chmod(p, m.mode).catch(() => {});
       if (m.mtime) await utimes(p, m.mtime, m.mtime).catch(() => {});
     }
@@ -119,6 +135,7 @@ export class LayerApplier {
         const p = join(parent, child);
         if (!created.has(p)) await this.remove(p);
       }
+      for (const p of this.skippedPaths) if (p.startsWith(`${parent}/`) && !created.has(p)) this.skippedPaths.delete(p);
       return;
     }
     if (base.startsWith(WH)) {
@@ -132,12 +149,14 @@ export class LayerApplier {
     await this.ensureDir(parent);
     const path = join(parent, base);
     created.add(path);
+    this.skippedPaths.delete(path);
     const type = h.type ?? 'file';
     if (type === 'directory') {
       stream.resume();
       const st = await lstat(path).catch(() => undefined);
       if (st && !st.isDirectory()) await this.remove(path);
       if (!st || !st.isDirectory()) await mkdir(path, { mode: 0o700 });
+      this.dirs.add(path);
       await this.own(path, h);
       this.dirMeta.set(path, { mode: this.mode(h.mode ?? 0o755), mtime: h.mtime ?? undefined });
       this.stats.directories++;
@@ -167,6 +186,7 @@ export class LayerApplier {
         throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused hard link ${JSON.stringify(h.name)} → ${JSON.stringify(lname)}: the target is outside the image`);
       }
       const target = await this.resolve(cleanName(lname, layer), layer, name, false);
+      if (this.skippedPaths.has(target)) return this.skip(path, 'device');
       try {
         await link(target, path);
       } catch (e) {
@@ -175,8 +195,21 @@ export class LayerApplier {
       this.stats.hardlinks++;
       return;
     }
-    const kind = type === 'character-device' || type === 'block-device' ? 'device' : type === 'fifo' ? 'fifo' : type;
+    const device = type === 'character-device' || type === 'block-device';
+    if (type === 'fifo' || (device && this.asRoot)) {
+      await mknod(path, type === 'fifo' ? ['p'] : [type === 'character-device' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)], layer, h.name);
+      await this.own(path, h);
+      await chmod(path, this.mode(h.mode ?? 0o644));
+      if (h.mtime) await utimes(path, h.mtime, h.mtime).catch(() => {});
+      this.stats.special++;
+      return;
+    }
+    this.skip(path, device ? 'device' : type);
+  }
+
+  private skip(path: string, kind: string): void {
     this.stats.skipped[kind] = (this.stats.skipped[kind] ?? 0) + 1;
+    this.skippedPaths.add(path);
   }
 
   private mode(m: number): number {
@@ -191,19 +224,25 @@ export class LayerApplier {
   }
 
   private async ensureDir(p: string): Promise<void> {
-    if (p === this.root) return;
+    if (p === this.root || this.dirs.has(p)) return;
     const st = await lstat(p).catch(() => undefined);
-    if (st?.isDirectory()) return;
-    if (st) await this.remove(p);
-    await mkdir(p, { recursive: true, mode: 0o755 });
+    if (st && !st.isDirectory()) await this.remove(p);
+    if (!st?.isDirectory()) await mkdir(p, { recursive: true, mode: 0o755 });
+    this.dirs.add(p);
   }
 
   private async remove(p: string): Promise<void> {
+    for (const s of this.skippedPaths) if (s === p || s.startsWith(`${p}/`)) this.skippedPaths.delete(s);
     const st = await lstat(p).catch(() => undefined);
     if (!st) return;
-    if (st.isDirectory()) await chmod(p, 0o700).catch(() => {}); // a read-only lower dir
+    if (st.isDirectory()) {
+      await chmod(p, 0o700).catch(() => {}); // a read-only lower dir
+      // Forget the tree: a later entry at one of its paths is new (and maybe not a directory).
+      const under = `${p}/`;
+      for (const d of this.dirs) if (d === p || d.startsWith(under)) this.dirs.delete(d);
+      for (const d of this.dirMeta.keys()) if (d === p || d.startsWith(under)) this.dirMeta.delete(d);
+    }
     await rm(p, { recursive: true, force: true });
-    this.dirMeta.delete(p);
   }
 
   /**
@@ -222,11 +261,12 @@ export class LayerApplier {
         continue;
       }
       const cur = join(this.root, ...stack, p);
-      if (queue.length === 0 && !followLast) {
+      if ((queue.length === 0 && !followLast) || this.dirs.has(cur)) {
         stack.push(p);
-        break;
+        continue;
       }
       const st = await lstat(cur).catch(() => undefined);
+      if (st?.isDirectory()) this.dirs.add(cur);
       if (st?.isSymbolicLink()) {
         if (++links > MAX_LINKS) throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(entry)}: too many symbolic links on its path`);
         const target = await readlink(cur);
@@ -238,6 +278,35 @@ export class LayerApplier {
     }
     return join(this.root, ...stack);
   }
+}
+
+/**
+ * Removes a tree an applier built, also as a user other than root after finish() made some of
+ * its directories read-only (rm alone cannot empty those): directories are made the owner's to
+ * write first. A missing `root` is not an error.
+ */
+export async function removeTree(root: string): Promise<void> {
+  const open = async (dir: string): Promise<void> => {
+    await chmod(dir, 0o700).catch(() => {});
+    const children = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const c of children) if (c.isDirectory()) await open(join(dir, c.name));
+  };
+  const st = await lstat(root).catch(() => undefined);
+  if (!st) return;
+  if (st.isDirectory()) await open(root);
+  await rm(root, { recursive: true, force: true });
+}
+
+/** `mknod -m 0600 PATH ARGS…`: a device node or FIFO at `path` (which does not exist: mknod
+ * never follows a symlink there). */
+function mknod(path: string, args: string[], layer: string, entry: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('mknod', ['-m', '0600', '--', path, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { if (err.length < 500) err += d; });
+    child.on('error', (e: NodeJS.ErrnoException) => reject(new FerryError(e.code === 'ENOENT' ? 'E_UNSUPPORTED' : 'E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${e.code === 'ENOENT' ? 'mknod (coreutils) is not on PATH' : e.message}`)));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new FerryError('E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${err.trim().split('\n')[0] || `mknod exited ${code}`}`))));
+  });
 }
 
 function escape(layer: string, entry: string): FerryError {

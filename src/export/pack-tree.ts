@@ -3,12 +3,16 @@
  * order, so every directory comes before its contents, and each hard-link group's first path is
  * the file, later ones links to it (a link always follows its target). Long names go in PAX
  * headers (tar-stream). Owners, modes and times are the tree's; names have no leading `./`.
+ * Character and block devices and FIFOs become device entries (devmajor/devminor from st_rdev,
+ * glibc's encoding; numbers past tar-stream's 6 octal digits are refused, E_UNSUPPORTED, rather
+ * than cut); sockets are left out (tar has no type for them).
  */
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { FerryError } from '../errors.js';
 
 interface Pack extends NodeJS.ReadableStream {
   entry(h: object, cb: (e?: Error | null) => void): NodeJS.WritableStream;
@@ -16,6 +20,9 @@ interface Pack extends NodeJS.ReadableStream {
   finalize(): void;
   destroy(e?: Error): void;
 }
+
+/** tar-stream writes devmajor/devminor as 6 octal digits. */
+const MAX_DEV = 0o777777;
 
 export async function packTree(root: string, out: Writable, signal?: AbortSignal): Promise<void> {
   const { pack } = (await import('tar-stream')) as unknown as { pack: () => Pack };
@@ -37,7 +44,7 @@ export async function packTree(root: string, out: Writable, signal?: AbortSignal
         await walk(r);
       } else if (st.isSymbolicLink()) {
         await add({ ...base, type: 'symlink', linkname: await readlink(abs) });
-      } else if (st.isFile()) {
+      } else if (st.isFile() || st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? seen.get(key) : undefined;
         if (first !== undefined) {
@@ -45,6 +52,14 @@ export async function packTree(root: string, out: Writable, signal?: AbortSignal
           continue;
         }
         if (st.nlink > 1) seen.set(key, r);
+        if (!st.isFile()) {
+          const type = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'character-device' : 'block-device';
+          const devmajor = devMajor(st.rdev);
+          const devminor = devMinor(st.rdev);
+          if (devmajor > MAX_DEV || devminor > MAX_DEV) throw new FerryError('E_UNSUPPORTED', `${r}: device ${devmajor}:${devminor} does not fit a tar header (at most ${MAX_DEV} each)`);
+          await add({ ...base, type, devmajor, devminor });
+          continue;
+        }
         await new Promise<void>((resolve, reject) => {
           const w = p.entry({ ...base, type: 'file', size: st.size }, (e) => (e ? reject(e) : resolve()));
           pipeline(createReadStream(abs), w).catch(reject);
@@ -61,4 +76,15 @@ export async function packTree(root: string, out: Writable, signal?: AbortSignal
     await piped.catch(() => {});
     throw e;
   }
+}
+
+/** glibc's gnu_dev_major/gnu_dev_minor of a dev_t (as a number: exact below 2^53). */
+export function devMajor(rdev: number): number {
+  const r = BigInt(rdev);
+  return Number(((r >> 8n) & 0xfffn) | ((r >> 32n) & ~0xfffn));
+}
+
+export function devMinor(rdev: number): number {
+  const r = BigInt(rdev);
+  return Number((r & 0xffn) | ((r >> 12n) & ~0xffn));
 }

@@ -6,31 +6,13 @@
  * target, hard-link grouping). Hostile layers are refused with nothing written outside the root.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { FERRY_BIN, runCli } from '../helpers/run-cli.js';
-
-interface Entry { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; mode?: number; data?: string | Buffer; linkname?: string; uid?: number; gid?: number }
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const { pack } = (await import('tar-stream')) as unknown as { pack: () => NodeJS.ReadableStream & { entry: (h: object, d?: Buffer | string) => void; finalize: () => void } };
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise<void>((r) => p.on('end', () => r()));
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    p.entry({ name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: new Date(946684800000), ...(e.linkname ? { linkname: e.linkname } : {}) }, type === 'file' ? (e.data ?? '') : undefined);
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+import { type Entry, layout, podmanTree, tree, umociTree } from './export-support.js';
 
 /** A statically linked busybox (Debian busybox-static) to run inside an exported root. */
 function requireBusybox(): string {
@@ -38,49 +20,6 @@ function requireBusybox(): string {
   const p = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
   if (!execFileSync('file', ['-L', p], { encoding: 'utf8' }).includes('statically linked')) throw new Error(`${p} is not statically linked: apt-get install busybox-static`);
   return p;
-}
-
-const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-
-/** An OCI layout with one image whose layers are these tars (gzip-compressed). */
-async function layout(dir: string, layers: Entry[][], compression: 'gzip' | 'zstd' = 'gzip'): Promise<void> {
-  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
-  const put = (b: Buffer): { digest: string; size: number } => {
-    const d = sha(b);
-    writeFileSync(join(dir, 'blobs', 'sha256', d), b);
-    return { digest: `sha256:${d}`, size: b.length };
-  };
-  const tars = await Promise.all(layers.map(tarOf));
-  const compress = (t: Buffer): Buffer => (compression === 'gzip' ? gzipSync(t) : execFileSync('zstd', ['-q', '-c', '-'], { input: t }));
-  const ls = tars.map((t) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar+${compression}`, ...put(compress(t)) }));
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: tars.map((t) => `sha256:${sha(t)}`) }, config: {} })));
-  const manifest = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: ls })));
-  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }));
-}
-
-/** Every entry under `root`: type, mode, owner, size, content hash, link target, hard-link group. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const inodes = new Map<number, string>();
-  const walk = (rel: string): void => {
-    for (const n of readdirSync(join(root, rel)).sort()) {
-      const r = rel ? `${rel}/${n}` : n;
-      const p = join(root, r);
-      const st = lstatSync(p);
-      const base = `mode=${(st.mode & 0o7777).toString(8)} uid=${st.uid} gid=${st.gid}`;
-      if (st.isDirectory()) {
-        out[r] = `dir ${base}`;
-        walk(r);
-      } else if (st.isSymbolicLink()) out[r] = `symlink -> ${readlinkSync(p)}`;
-      else {
-        const group = st.nlink > 1 ? (inodes.get(st.ino) ?? (inodes.set(st.ino, r), r)) : '';
-        out[r] = `file ${base} size=${st.size} sha=${sha(readFileSync(p)).slice(0, 16)}${group ? ` linked=${group}` : ''}`;
-      }
-    }
-  };
-  walk('');
-  return out;
 }
 
 const LONG = `usr/share/${'a-very-long-directory-name/'.repeat(4)}and-a-file-name-well-over-one-hundred-characters.txt`;
@@ -126,16 +65,14 @@ describe('ferry export', () => {
     const out = join(work, 'root');
     const r = await runCli(['export', '--json', `oci:${join(work, 'img')}:v1`, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
-    execFileSync('umoci', ['unpack', '--image', `${join(work, 'img')}:v1`, join(work, 'bundle')], { stdio: 'pipe' });
     const mine = tree(out);
-    const theirs = tree(join(work, 'bundle', 'rootfs'));
-    expect(mine).toEqual(theirs);
+    expect(mine).toEqual(umociTree(join(work, 'img'), join(work, 'bundle')));
     // The rules, spelled out (so a shared mistake would not pass unnoticed).
     expect(mine['etc/passwd']).toBeUndefined();
     expect(Object.keys(mine).filter((k) => k.includes('.wh.'))).toEqual([]);
     expect(Object.keys(mine).filter((k) => k.startsWith('opt/old/'))).toEqual(['opt/old/c']);
     expect(mine['usr/bin/newtool']).toMatch(/^file /);
-    expect(mine['bin']).toBe('symlink -> usr/bin');
+    expect(mine['bin']).toBe('symlink -> usr/bin uid=0 gid=0');
     expect(mine['swap']).toMatch(/^dir /);
     expect(mine['swap/x']).toBeUndefined();
     expect(mine['flip/y']).toMatch(/^file /);
@@ -171,31 +108,8 @@ describe('ferry export', () => {
   });
 
   it('gives the tree podman export gives for a container created from the same image (vfs storage, cgroupfs)', async () => {
-    requireBinary('podman');
-    const store = mkdtempSync(join(work, 'podman-'));
-    const conf = join(store, 'registries.conf');
-    writeFileSync(conf, 'unqualified-search-registries = []\n');
-    const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: conf, XDG_RUNTIME_DIR: join(store, 'xdg') };
-    mkdirSync(join(store, 'xdg'));
-    const podman = (...args: string[]): string => execFileSync('podman', ['--storage-driver', 'vfs', '--root', join(store, 'root'), '--runroot', join(store, 'run'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    const archive = join(store, 'img.tar');
-    const cp = await runCli(['copy', `oci:${join(work, 'img')}:v1`, `docker-archive:${archive}:localhost/exported:v1`]);
-    expect(cp.code, cp.stderr).toBe(0);
-    podman('load', '-q', '-i', archive);
-    const id = podman('create', 'localhost/exported:v1', '/bin/true').trim();
-    podman('export', '-o', join(store, 'c.tar'), id);
-    const into = join(store, 'rootfs');
-    mkdirSync(into);
-    execFileSync('tar', ['-xf', join(store, 'c.tar'), '-C', into, '--same-owner', '--numeric-owner', '-p']);
-    const theirs = tree(into);
-    // What podman adds to every container (mount points and files it manages), not the image's.
-    const runtime = Object.keys(theirs).filter((k) => !(k in tree(join(work, 'root'))));
-    console.info(`export vs podman: podman adds ${JSON.stringify(runtime)}`);
-    for (const k of runtime) expect(k, 'only runtime mount points and files').toMatch(/^(dev|proc|sys|run|etc\/(hosts|hostname|resolv\.conf)|\.containerenv)(\/|$)/);
-    for (const k of runtime) delete theirs[k];
     const mine = tree(join(work, 'root'));
-    expect(mine).toEqual(theirs);
-    podman('rm', '-f', id);
+    expect(mine).toEqual(await podmanTree(work, join(work, 'img'), mine));
   }, 120_000);
 
   it('zstd layers (fzstd) give the same tree as the gzip ones', async () => {
@@ -255,6 +169,25 @@ describe('ferry export', () => {
     expect(existsSync(join(dir, 'escaped'))).toBe(false);
     expect(existsSync('/abs-escape')).toBe(false);
     expect(existsSync('/CANARY')).toBe(false);
+  });
+
+  it('a directory whited out, then its old paths reused by a file and a symlink: their own modes, nothing outside touched (umoci unpack\'s tree)', async () => {
+    const dir = mkdtempSync(join(work, 'reuse-'));
+    const canary = mkdtempSync(join(work, 'canary-')); // outside the export's root
+    chmodSync(canary, 0o755);
+    await layout(join(dir, 'img'), [
+      [{ name: 'a/', type: 'directory' }, { name: 'a/b/', type: 'directory', mode: 0o700 }, { name: 'a/b/f', data: 'f' },
+        { name: 'c/', type: 'directory' }, { name: 'c/d/', type: 'directory', mode: 0o711 }],
+      [{ name: '.wh.a' }, { name: '.wh.c' }],
+      [{ name: 'a/b', mode: 0o640, data: 'a file where a directory was' }, { name: 'c/d', type: 'symlink', linkname: canary }],
+    ]);
+    const r = await runCli(['export', `oci:${join(dir, 'img')}:v1`, '-o', join(dir, 'root')]);
+    expect(r.code, r.stderr).toBe(0);
+    const mine = tree(join(dir, 'root'));
+    expect(mine['a/b']).toMatch(/^file mode=640 /);
+    expect(mine['c/d']).toBe(`symlink -> ${canary} uid=0 gid=0`);
+    expect((statSync(canary).mode & 0o7777).toString(8)).toBe('755');
+    expect(mine).toEqual(umociTree(join(dir, 'img'), join(dir, 'bundle')));
   });
 
   it('refuses a non-empty output directory (exit 2), leaving it as it was', async () => {
