@@ -25,12 +25,15 @@
  *   files, at a path resolved like a file's.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import {
+  chmodSync, closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync,
+  openSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, utimesSync, writeSync,
+} from 'node:fs';
+import { chmod, lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { FerryError } from '../errors.js';
+import { ioError } from '../util/fs-errors.js';
 
 export interface ExportStats {
   files: number;
@@ -110,9 +113,13 @@ export class LayerApplier {
   async finish(): Promise<void> {
     const dirs = [...this.dirMeta].sort((a, b) => b[0].length - a[0].length);
     for (const [p, m] of dirs) {
-      if (!(await lstat(p).catch(() => undefined))?.isDirectory()) continue; // never through a symlink
-      await chmod(p, m.mode).catch(() => {});
-      if (m.mtime) await utimes(p, m.mtime, m.mtime).catch(() => {});
+      if (!lstatSync(p, { throwIfNoEntry: false })?.isDirectory()) continue; // never through a symlink
+      try {
+        chmodSync(p, m.mode);
+        if (m.mtime) utimesSync(p, m.mtime, m.mtime);
+      } catch {
+        /* best effort, as tar does */
+      }
     }
   }
 
@@ -131,7 +138,7 @@ export class LayerApplier {
       stream.resume();
       this.stats.whiteouts++;
       await this.ensureDir(parent);
-      for (const child of await readdir(parent).catch(() => [] as string[])) {
+      for (const child of readdirOr(parent)) {
         const p = join(parent, child);
         if (!created.has(p)) await this.remove(p);
       }
@@ -153,30 +160,33 @@ export class LayerApplier {
     const type = h.type ?? 'file';
     if (type === 'directory') {
       stream.resume();
-      const st = await lstat(path).catch(() => undefined);
+      const st = lstatSync(path, { throwIfNoEntry: false });
       if (st && !st.isDirectory()) await this.remove(path);
-      if (!st || !st.isDirectory()) await mkdir(path, { mode: 0o700 });
+      if (!st || !st.isDirectory()) mkdirSync(path, { mode: 0o700 });
       this.dirs.add(path);
-      await this.own(path, h);
+      this.own(path, h);
       this.dirMeta.set(path, { mode: this.mode(h.mode ?? 0o755), mtime: h.mtime ?? undefined });
       this.stats.directories++;
       return;
     }
     await this.remove(path);
     if (type === 'file' || type === 'contiguous-file') {
-      await pipeline(stream, createWriteStream(path, { mode: 0o600 }));
-      await this.own(path, h);
-      await chmod(path, this.mode(h.mode ?? 0o644));
-      if (h.mtime) await utimes(path, h.mtime, h.mtime);
+      await this.writeFile(path, stream, h);
       this.stats.files++;
       this.stats.bytes += h.size ?? 0;
       return;
     }
     stream.resume();
     if (type === 'symlink') {
-      await symlink(h.linkname ?? '', path);
-      await this.own(path, h, true);
-      if (h.mtime) await lutimes(path, h.mtime, h.mtime).catch(() => {});
+      symlinkSync(h.linkname ?? '', path);
+      this.own(path, h);
+      if (h.mtime) {
+        try {
+          lutimesSync(path, h.mtime, h.mtime);
+        } catch {
+          /* best effort */
+        }
+      }
       this.stats.symlinks++;
       return;
     }
@@ -188,7 +198,7 @@ export class LayerApplier {
       const target = await this.resolve(cleanName(lname, layer), layer, name, false);
       if (this.skippedPaths.has(target)) return this.skip(path, 'device');
       try {
-        await link(target, path);
+        linkSync(target, path);
       } catch (e) {
         throw new FerryError('E_BAD_ARCHIVE', `${layer}: hard link ${JSON.stringify(h.name)} → ${JSON.stringify(lname)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such entry in this or a lower layer' : (e as Error).message}`);
       }
@@ -198,9 +208,15 @@ export class LayerApplier {
     const device = type === 'character-device' || type === 'block-device';
     if (type === 'fifo' || (device && this.asRoot)) {
       await mknod(path, type === 'fifo' ? ['p'] : [type === 'character-device' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)], layer, h.name);
-      await this.own(path, h);
-      await chmod(path, this.mode(h.mode ?? 0o644));
-      if (h.mtime) await utimes(path, h.mtime, h.mtime).catch(() => {});
+      this.own(path, h);
+      chmodSync(path, this.mode(h.mode ?? 0o644));
+      if (h.mtime) {
+        try {
+          utimesSync(path, h.mtime, h.mtime);
+        } catch {
+          /* best effort */
+        }
+      }
       this.stats.special++;
       return;
     }
@@ -216,32 +232,73 @@ export class LayerApplier {
     return this.asRoot ? m & 0o7777 : m & 0o1777;
   }
 
-  private async own(path: string, h: TarHeader, isLink = false): Promise<void> {
-    if (!this.asRoot) return;
-    const uid = h.uid ?? 0;
-    const gid = h.gid ?? 0;
-    await (isLink ? lchown(path, uid, gid) : lchown(path, uid, gid));
+  private own(path: string, h: TarHeader): void {
+    if (this.asRoot) lchownSync(path, h.uid ?? 0, h.gid ?? 0);
+  }
+
+  /**
+   * A regular file's content and metadata, with synchronous calls on its descriptor: the apply
+   * is sequential anyway, and the async versions cost a threadpool round trip each (open, every
+   * write, chown, chmod, utimes, close: measured 2-3× the whole export's time on 6,000 files).
+   * O_EXCL|O_NOFOLLOW: the path was just cleared; nothing planted there is followed.
+   */
+  private writeFile(path: string, stream: Readable, h: TarHeader): Promise<void> {
+    const fd = openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    return new Promise<void>((resolve, reject) => {
+      let failed = false;
+      const fail = (e: unknown): void => {
+        if (failed) return;
+        failed = true;
+        stream.resume();
+        try {
+          closeSync(fd);
+        } catch {
+          /* already failing */
+        }
+        reject(e);
+      };
+      stream.on('data', (c: Buffer) => {
+        if (failed) return;
+        try {
+          for (let off = 0; off < c.length;) off += writeSync(fd, c, off, c.length - off);
+        } catch (e) {
+          fail(ioError(e, path));
+        }
+      });
+      stream.on('error', fail);
+      stream.on('end', () => {
+        if (failed) return;
+        try {
+          if (this.asRoot) fchownSync(fd, h.uid ?? 0, h.gid ?? 0);
+          fchmodSync(fd, this.mode(h.mode ?? 0o644));
+          if (h.mtime) futimesSync(fd, h.mtime, h.mtime);
+          closeSync(fd);
+          resolve();
+        } catch (e) {
+          fail(ioError(e, path));
+        }
+      });
+    });
   }
 
   private async ensureDir(p: string): Promise<void> {
     if (p === this.root || this.dirs.has(p)) return;
-    const st = await lstat(p).catch(() => undefined);
+    const st = lstatSync(p, { throwIfNoEntry: false });
     if (st && !st.isDirectory()) await this.remove(p);
-    if (!st?.isDirectory()) await mkdir(p, { recursive: true, mode: 0o755 });
+    if (!st?.isDirectory()) mkdirSync(p, { recursive: true, mode: 0o755 });
     this.dirs.add(p);
   }
 
   private async remove(p: string): Promise<void> {
     for (const s of this.skippedPaths) if (s === p || s.startsWith(`${p}/`)) this.skippedPaths.delete(s);
-    const st = await lstat(p).catch(() => undefined);
+    const st = lstatSync(p, { throwIfNoEntry: false });
     if (!st) return;
-    if (st.isDirectory()) {
-      await chmod(p, 0o700).catch(() => {}); // a read-only lower dir
-      // Forget the tree: a later entry at one of its paths is new (and maybe not a directory).
-      const under = `${p}/`;
-      for (const d of this.dirs) if (d === p || d.startsWith(under)) this.dirs.delete(d);
-      for (const d of this.dirMeta.keys()) if (d === p || d.startsWith(under)) this.dirMeta.delete(d);
-    }
+    if (!st.isDirectory()) return unlinkSync(p);
+    await chmod(p, 0o700).catch(() => {}); // a read-only lower dir
+    // Forget the tree: a later entry at one of its paths is new (and maybe not a directory).
+    const under = `${p}/`;
+    for (const d of this.dirs) if (d === p || d.startsWith(under)) this.dirs.delete(d);
+    for (const d of this.dirMeta.keys()) if (d === p || d.startsWith(under)) this.dirMeta.delete(d);
     await rm(p, { recursive: true, force: true });
   }
 
@@ -265,11 +322,11 @@ export class LayerApplier {
         stack.push(p);
         continue;
       }
-      const st = await lstat(cur).catch(() => undefined);
+      const st = lstatSync(cur, { throwIfNoEntry: false });
       if (st?.isDirectory()) this.dirs.add(cur);
       if (st?.isSymbolicLink()) {
         if (++links > MAX_LINKS) throw new FerryError('E_BAD_ARCHIVE', `${layer}: refused entry ${JSON.stringify(entry)}: too many symbolic links on its path`);
-        const target = await readlink(cur);
+        const target = readlinkSync(cur);
         if (target.startsWith('/')) stack = [];
         queue.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
         continue;
@@ -307,6 +364,15 @@ function mknod(path: string, args: string[], layer: string, entry: string): Prom
     child.on('error', (e: NodeJS.ErrnoException) => reject(new FerryError(e.code === 'ENOENT' ? 'E_UNSUPPORTED' : 'E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${e.code === 'ENOENT' ? 'mknod (coreutils) is not on PATH' : e.message}`)));
     child.on('close', (code) => (code === 0 ? resolve() : reject(new FerryError('E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${err.trim().split('\n')[0] || `mknod exited ${code}`}`))));
   });
+}
+
+/** A directory's names, or none when it cannot be read (it is not there). */
+function readdirOr(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 function escape(layer: string, entry: string): FerryError {
