@@ -20,7 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { checkImagePlatform, pickPlatform, readConfig } from '../copy/platform-select.js';
 import { FerryError } from '../errors.js';
-import { LayerApplier, type ExportStats } from '../export/apply-layer.js';
+import { LayerApplier, removeTree, type ExportStats } from '../export/apply-layer.js';
 import { packTree } from '../export/pack-tree.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, digestHex, hashAlgorithmFor } from '../oci/digest.js';
@@ -129,6 +129,8 @@ export async function exportImage(source: string, output: string, opts: ExportOp
       }
       await ahead;
       await applier.finish();
+      const devices = applier.stats.skipped['device'] ?? 0;
+      if (devices > 0) ctx.warn?.(`skipped ${devices} device node${devices === 1 ? '' : 's'}: creating them needs root`);
       if (format === 'directory') {
         await rm(target, { recursive: true, force: true }).catch(() => {}); // an empty directory
         await rename(stage, target);
@@ -148,7 +150,7 @@ export async function exportImage(source: string, output: string, opts: ExportOp
       for (const t of temps) await rm(t, { force: true }).catch(() => {});
       throw e;
     } finally {
-      await rm(stage, { recursive: true, force: true }).catch(() => {});
+      await removeTree(stage).catch(() => {}); // also the image's read-only directories, as non-root
       await src.close();
     }
   });

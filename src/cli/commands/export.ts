@@ -19,9 +19,9 @@ export function exportCommand(program: Command, io: CliIO, signal: AbortSignal):
 Layers are applied with the OCI rules: .wh.NAME removes NAME from lower layers, .wh..wh..opq empties
 its directory of lower content; hard links, symlinks and long names are kept. Every path stays
 inside the directory: an absolute name, a ".." component or a symlink that leads outside is
-refused, naming the layer and the entry. As root, owners and modes are kept; as another user the
-files are yours and setuid/setgid bits are dropped. Device nodes and FIFOs are skipped (counted
-in the summary).
+refused, naming the layer and the entry. As root, owners, modes and device nodes are kept; as
+another user the files are yours, setuid/setgid bits are dropped and device nodes are skipped
+(one warning with the count; FIFOs are made).
 
 A tar lists every directory before its contents and a hard link after its target.
 
@@ -44,11 +44,11 @@ Examples:
 export function exportJson(r: ExportResult) {
   return document('export', {
     source: r.source, format: r.format, digest: r.digest, destination: r.output, layers: r.layers,
-    files: r.files, directories: r.directories, symlinks: r.symlinks, hardlinks: r.hardlinks, bytes: r.bytes, whiteouts: r.whiteouts, skipped: r.skipped,
+    files: r.files, directories: r.directories, symlinks: r.symlinks, hardlinks: r.hardlinks, special: r.special, bytes: r.bytes, whiteouts: r.whiteouts, skipped: r.skipped,
   });
 }
 
 function renderExport(r: ExportResult): string {
   const skipped = Object.entries(r.skipped).map(([k, n]) => `${n} ${k}${n === 1 ? '' : 's'}`);
-  return `Exported ${r.source} (${r.digest}, ${r.layers} layer${r.layers === 1 ? '' : 's'}) to ${r.output}${r.format === 'directory' ? '' : ` (${r.format})`}: ${r.files} files (${formatBytes(r.bytes)}), ${r.directories} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
+  return `Exported ${r.source} (${r.digest}, ${r.layers} layer${r.layers === 1 ? '' : 's'}) to ${r.output}${r.format === 'directory' ? '' : ` (${r.format})`}: ${r.files} files (${formatBytes(r.bytes)}), ${r.directories} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links${r.special ? `, ${r.special} device nodes and FIFOs` : ''}${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`;
 }
