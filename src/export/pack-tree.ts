@@ -7,8 +7,7 @@
  * glibc's encoding; numbers past tar-stream's 6 octal digits are refused, E_UNSUPPORTED, rather
  * than cut); sockets are left out (tar has no type for them).
  */
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +20,8 @@ interface Pack extends NodeJS.ReadableStream {
   destroy(e?: Error): void;
 }
 
+const READ_CHUNK = 1024 * 1024;
+
 /** tar-stream writes devmajor/devminor as 6 octal digits. */
 const MAX_DEV = 0o777777;
 
@@ -32,18 +33,56 @@ export async function packTree(root: string, out: Writable, signal?: AbortSignal
   const add = (h: object, data?: Buffer | string): Promise<void> => new Promise((resolve, reject) => {
     p.entry(h, data ?? '', (e) => (e ? reject(e) : resolve()));
   });
+  /** A file's content with synchronous reads (one per MiB; an async read per 64 KiB and a
+   * pipeline per file cost a threadpool round trip each and an AbortError per file); at most
+   * one MiB is held, the pack's backpressure respected. */
+  const addFile = async (h: object, abs: string, size: number): Promise<void> => {
+    const fd = openSync(abs, 'r');
+    try {
+      if (size <= READ_CHUNK) {
+        const buf = Buffer.allocUnsafe(size);
+        let got = 0;
+        while (got < size) {
+          const n = readSync(fd, buf, got, size - got, got);
+          if (n === 0) throw new FerryError('E_IO', `${abs}: shorter than its size while packing`);
+          got += n;
+        }
+        return await add(h, buf);
+      }
+      let w!: NodeJS.WritableStream;
+      const entryDone = new Promise<void>((resolve, reject) => {
+        w = p.entry(h, (e) => (e ? reject(e) : resolve()));
+      });
+      entryDone.catch(() => {});
+      let pos = 0;
+      while (pos < size) {
+        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - pos));
+        const n = readSync(fd, buf, 0, buf.length, pos);
+        if (n === 0) {
+          w.end();
+          throw new FerryError('E_IO', `${abs}: shorter than its size while packing`);
+        }
+        pos += n;
+        if (!w.write(n === buf.length ? buf : buf.subarray(0, n))) await new Promise<void>((r) => (w as unknown as NodeJS.EventEmitter).once('drain', () => r()));
+      }
+      w.end();
+      await entryDone;
+    } finally {
+      closeSync(fd);
+    }
+  };
   const walk = async (rel: string): Promise<void> => {
-    for (const name of (await readdir(join(root, rel))).sort()) {
+    for (const name of readdirSync(join(root, rel)).sort()) {
       signal?.throwIfAborted();
       const r = rel ? `${rel}/${name}` : name;
       const abs = join(root, r);
-      const st = await lstat(abs);
+      const st = lstatSync(abs);
       const base = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
       if (st.isDirectory()) {
         await add({ ...base, type: 'directory' });
         await walk(r);
       } else if (st.isSymbolicLink()) {
-        await add({ ...base, type: 'symlink', linkname: await readlink(abs) });
+        await add({ ...base, type: 'symlink', linkname: readlinkSync(abs) });
       } else if (st.isFile() || st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? seen.get(key) : undefined;
@@ -60,10 +99,7 @@ export async function packTree(root: string, out: Writable, signal?: AbortSignal
           await add({ ...base, type, devmajor, devminor });
           continue;
         }
-        await new Promise<void>((resolve, reject) => {
-          const w = p.entry({ ...base, type: 'file', size: st.size }, (e) => (e ? reject(e) : resolve()));
-          pipeline(createReadStream(abs), w).catch(reject);
-        });
+        await addFile({ ...base, type: 'file', size: st.size }, abs, st.size);
       }
     }
   };
