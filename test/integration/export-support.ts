@@ -55,7 +55,7 @@ export async function tarOf(entries: Entry[]): Promise<Buffer> {
 }
 
 /** An OCI layout with one image (tag v1) whose layers are these: entry lists or tars as they are. */
-export async function layout(dir: string, layers: (Entry[] | Buffer)[], compression: 'gzip' | 'zstd' = 'gzip'): Promise<void> {
+export async function layout(dir: string, layers: (Entry[] | Buffer)[], compression: 'gzip' | 'zstd' | 'none' = 'gzip'): Promise<void> {
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Buffer): { digest: string; size: number } => {
     const d = sha(b);
@@ -63,8 +63,8 @@ export async function layout(dir: string, layers: (Entry[] | Buffer)[], compress
     return { digest: `sha256:${d}`, size: b.length };
   };
   const tars = await Promise.all(layers.map((l) => (Buffer.isBuffer(l) ? l : tarOf(l))));
-  const compress = (t: Buffer): Buffer => (compression === 'gzip' ? gzipSync(t, { level: 1 }) : execFileSync('zstd', ['-q', '-c', '-'], { input: t, maxBuffer: 2 ** 31 }));
-  const ls = tars.map((t) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar+${compression}`, ...put(compress(t)) }));
+  const compress = (t: Buffer): Buffer => (compression === 'none' ? t : compression === 'gzip' ? gzipSync(t, { level: 1 }) : execFileSync('zstd', ['-q', '-c', '-'], { input: t, maxBuffer: 2 ** 31 }));
+  const ls = tars.map((t) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${compression === 'none' ? '' : `+${compression}`}`, ...put(compress(t)) }));
   const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: tars.map((t) => `sha256:${sha(t)}`) }, config: {} })));
   const manifest = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: ls })));
   writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
