@@ -180,13 +180,7 @@ export class LayerApplier {
     if (type === 'symlink') {
       symlinkSync(h.linkname ?? '', path);
       this.own(path, h);
-      if (h.mtime) {
-        try {
-          lutimesSync(path, h.mtime, h.mtime);
-        } catch {
-          /* best effort */
-        }
-      }
+      bestEffortTimes(path, h.mtime, true);
       this.stats.symlinks++;
       return;
     }
@@ -210,13 +204,7 @@ export class LayerApplier {
       await mknod(path, type === 'fifo' ? ['p'] : [type === 'character-device' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)], layer, h.name);
       this.own(path, h);
       chmodSync(path, this.mode(h.mode ?? 0o644));
-      if (h.mtime) {
-        try {
-          utimesSync(path, h.mtime, h.mtime);
-        } catch {
-          /* best effort */
-        }
-      }
+      bestEffortTimes(path, h.mtime, false);
       this.stats.special++;
       return;
     }
@@ -364,6 +352,16 @@ function mknod(path: string, args: string[], layer: string, entry: string): Prom
     child.on('error', (e: NodeJS.ErrnoException) => reject(new FerryError(e.code === 'ENOENT' ? 'E_UNSUPPORTED' : 'E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${e.code === 'ENOENT' ? 'mknod (coreutils) is not on PATH' : e.message}`)));
     child.on('close', (code) => (code === 0 ? resolve() : reject(new FerryError('E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${err.trim().split('\n')[0] || `mknod exited ${code}`}`))));
   });
+}
+
+/** Sets an entry's times as tar does: a failure (a filesystem without symlink times) is not one. */
+function bestEffortTimes(path: string, mtime: Date | null | undefined, isLink: boolean): void {
+  if (!mtime) return;
+  try {
+    (isLink ? lutimesSync : utimesSync)(path, mtime, mtime);
+  } catch {
+    /* best effort */
+  }
 }
 
 /** A directory's names, or none when it cannot be read (it is not there). */
