@@ -24,16 +24,17 @@
  *   the count once), as is a hard link to a skipped device. They are owned and moded like
  *   files, at a path resolved like a file's.
  */
-import { spawn } from 'node:child_process';
 import {
-  chmodSync, closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync,
-  openSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, utimesSync, writeSync,
+  chmodSync, closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, mkdirSync,
+  openSync, readlinkSync, symlinkSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
-import { chmod, lstat, readdir, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
 import { ioError } from '../util/fs-errors.js';
+import { bestEffortTimes, mknod, readdirOr } from './fs-ops.js';
+export { removeTree } from './fs-ops.js';
 
 export interface ExportStats {
   files: number;
@@ -322,54 +323,6 @@ export class LayerApplier {
       stack.push(p);
     }
     return join(this.root, ...stack);
-  }
-}
-
-/**
- * Removes a tree an applier built, also as a user other than root after finish() made some of
- * its directories read-only (rm alone cannot empty those): directories are made the owner's to
- * write first. A missing `root` is not an error.
- */
-export async function removeTree(root: string): Promise<void> {
-  const open = async (dir: string): Promise<void> => {
-    await chmod(dir, 0o700).catch(() => {});
-    const children = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const c of children) if (c.isDirectory()) await open(join(dir, c.name));
-  };
-  const st = await lstat(root).catch(() => undefined);
-  if (!st) return;
-  if (st.isDirectory()) await open(root);
-  await rm(root, { recursive: true, force: true });
-}
-
-/** `mknod -m 0600 PATH ARGS…`: a device node or FIFO at `path` (which does not exist: mknod
- * never follows a symlink there). */
-function mknod(path: string, args: string[], layer: string, entry: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('mknod', ['-m', '0600', '--', path, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { if (err.length < 500) err += d; });
-    child.on('error', (e: NodeJS.ErrnoException) => reject(new FerryError(e.code === 'ENOENT' ? 'E_UNSUPPORTED' : 'E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${e.code === 'ENOENT' ? 'mknod (coreutils) is not on PATH' : e.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new FerryError('E_IO', `${layer}: cannot create ${JSON.stringify(entry)}: ${err.trim().split('\n')[0] || `mknod exited ${code}`}`))));
-  });
-}
-
-/** Sets an entry's times as tar does: a failure (a filesystem without symlink times) is not one. */
-function bestEffortTimes(path: string, mtime: Date | null | undefined, isLink: boolean): void {
-  if (!mtime) return;
-  try {
-    (isLink ? lutimesSync : utimesSync)(path, mtime, mtime);
-  } catch {
-    /* best effort */
-  }
-}
-
-/** A directory's names, or none when it cannot be read (it is not there). */
-function readdirOr(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
   }
 }
 
