@@ -6,11 +6,12 @@
  * the root. Nothing outside the export's root is ever touched.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Entry, layout, tree } from './export-support.js';
+import { type Entry, layout, tree, umociTree } from './export-support.js';
 import { makeOciLayout } from '../helpers/images.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -72,6 +73,25 @@ describe('ferry export sources', () => {
     const r = await runCli(['export', `oci:${join(work, 'plain')}:v1`, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(tree(out)).toEqual(reference);
+  });
+
+  it('GNU long names and long link targets (tar --format=gnu: ././@LongLink L and K records) give umoci unpack\'s tree', async () => {
+    const src = mkdtempSync(join(work, 'gnu-src-'));
+    const deep = `${'a-rather-long-directory-name/'.repeat(5)}and-a-file-name-well-past-the-hundred-bytes-of-ustar.txt`;
+    mkdirSync(join(src, dirname(deep)), { recursive: true });
+    writeFileSync(join(src, deep), 'long\n');
+    symlinkSync(deep, join(src, 'long-link'));
+    linkSync(join(src, deep), join(src, `hard-${'x'.repeat(120)}`));
+    const tar = execFileSync('tar', ['--format=gnu', '--numeric-owner', '--owner=0', '--group=0', '-C', src, '-cf', '-', '.'], { maxBuffer: 1 << 26 });
+    expect(tar.includes(Buffer.from('././@LongLink'))).toBe(true);
+    await layout(join(work, 'gnu'), [tar]);
+    const out = join(work, 'from-gnu');
+    const r = await runCli(['export', `oci:${join(work, 'gnu')}:v1`, '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const mine = tree(out);
+    expect(mine[deep]).toMatch(/^file /);
+    expect(mine['long-link']).toBe(`symlink -> ${deep} uid=0 gid=0`);
+    expect(mine).toEqual(umociTree(join(work, 'gnu'), join(work, 'gnu-bundle')));
   });
 
   it('--platform picks the image from an index; a platform it lacks is an error naming what it has', async () => {
