@@ -103,15 +103,15 @@ export async function exportImage(source: string, output: string, opts: ExportOp
       // Decompress ahead: while layer i is applied, layer i+1 is already being read, verified and
       // decompressed into a bounded buffer (AHEAD_BYTES; 16 MiB measured +60 MiB RSS and no faster),
       // so the apply never waits on a cold inflate at a layer boundary.
-      const open = (i: number): Promise<Readable> => {
+      const open = (i: number): Promise<LayerTar> => {
         const l = layers[i]!;
         const p = layerTar(src, l, layerName(i, layers.length, l), signal).then((t) => {
           const buf = new PassThrough({ highWaterMark: AHEAD_BYTES });
           // A layer can fail (a digest mismatch) before its turn: keep the error on the stream
           // (`errored`, which apply checks) instead of an unhandled 'error' event.
           buf.on('error', () => {});
-          t.on('error', (e) => buf.destroy(e));
-          return t.pipe(buf);
+          t.stream.on('error', (e) => buf.destroy(e));
+          return { stream: t.stream.pipe(buf), verdict: t.verdict };
         });
         p.catch(() => {});
         return p;
@@ -121,10 +121,14 @@ export async function exportImage(source: string, output: string, opts: ExportOp
         for (const [i, l] of layers.entries()) {
           const cur = await next!;
           next = i + 1 < layers.length ? open(i + 1) : undefined;
-          await applier.apply(cur, layerName(i, layers.length, l), signal);
+          try {
+            await applier.apply(cur.stream, layerName(i, layers.length, l), signal);
+          } catch (e) {
+            throw (signal?.aborted ? undefined : await cur.verdict()) ?? e;
+          }
         }
       } catch (e) {
-        void next?.then((t) => t.destroy(), () => {});
+        void next?.then((t) => t.stream.destroy(), () => {});
         throw e;
       }
       await ahead;
@@ -165,9 +169,18 @@ const AHEAD_BYTES = 4 * 1024 * 1024;
 
 const layerName = (i: number, n: number, l: Descriptor): string => `layer ${i + 1}/${n} (${l.digest})`;
 
+/** A layer's uncompressed tar, and what its compressed bytes' check says. */
+interface LayerTar {
+  stream: Readable;
+  /** The digest or size mismatch of the layer's bytes, if any, reading the rest of them when the
+   * stream stopped early: a corrupt layer usually breaks the decompressor or the tar parser
+   * before its end is hashed, and the mismatch is the error to report (exit 6), not the symptom. */
+  verdict(): Promise<FerryError | undefined>;
+}
+
 /** The layer's uncompressed tar stream; its compressed bytes are hashed on the way and the
  * stream fails at the end on a digest or size mismatch. */
-async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: AbortSignal): Promise<Readable> {
+async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: AbortSignal): Promise<LayerTar> {
   const raw = await src.fetchBlob(d, signal ? { signal } : {});
   const hash = createHash(hashAlgorithmFor(d.digest as Digest));
   let n = 0;
@@ -185,6 +198,24 @@ async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: 
   });
   raw.on('error', (e) => verify.destroy(e));
   raw.pipe(verify);
+  let checked: unknown;
+  let settled = false;
+  verify.once('error', (e) => {
+    checked = e;
+    settled = true;
+  }).once('end', () => (settled = true));
+  const verdict = async (): Promise<FerryError | undefined> => {
+    if (!settled) {
+      verify.unpipe();
+      await new Promise<void>((resolve) => {
+        verify.once('end', () => resolve()).once('error', () => resolve()).once('close', () => resolve());
+        verify.on('data', () => {});
+        verify.resume();
+      });
+    }
+    const code = checked instanceof FerryError ? checked.code : undefined;
+    return code === 'E_DIGEST_MISMATCH' || code === 'E_SIZE_MISMATCH' ? (checked as FerryError) : undefined;
+  };
   // Sniff the compression from the first bytes.
   const first = await new Promise<Buffer>((resolve, reject) => {
     const onReadable = (): void => {
@@ -214,15 +245,15 @@ async function layerTar(src: ImageSource, d: Descriptor, name: string, signal?: 
     const zstd = await zstdDecoder(name);
     body.on('error', (e) => zstd.destroy(e));
     body.pipe(zstd);
-    return zstd;
+    return { stream: zstd, verdict };
   }
   if (first[0] === 0x1f && first[1] === 0x8b) {
     const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
     body.on('error', (e) => gunzip.destroy(e));
     body.pipe(gunzip);
-    return gunzip;
+    return { stream: gunzip, verdict };
   }
-  return body;
+  return { stream: body, verdict };
 }
 
 /** A gzip-compressing writer into `path`; it finishes once the file has every byte. */

@@ -27,14 +27,15 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-/** A copy of the image whose layer `i` (0-based) has one byte flipped, or is cut short. */
-function damaged(i: number, how: 'flip' | 'cut'): string {
+/** A copy of the image whose layer `i` (0-based) has one byte flipped (in the middle, or at
+ * `at`), or is cut short. */
+function damaged(i: number, how: 'flip' | 'cut', at?: number): string {
   const dir = mkdtempSync(join(work, `bad-${i}-${how}-`));
   cpSync(image.dir, join(dir, 'img'), { recursive: true });
   const blob = join(dir, 'img', 'blobs', 'sha256', image.manifests[0]!.layerDigests[i]!.slice('sha256:'.length));
   const b = readFileSync(blob);
   if (how === 'flip') {
-    b[b.length >> 1] ^= 0xff;
+    b[at ?? b.length >> 1] ^= 0xff;
     writeFileSync(blob, b);
   } else {
     truncateSync(blob, b.length - 1000);
@@ -56,6 +57,16 @@ describe('ferry export verifies each layer', () => {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`--jobs takes a whole number from 1 to 64, not "${bad}"`);
       expect(readdirSync(dir)).toEqual([]);
+    }
+  });
+
+  it('a flipped byte that breaks the inflate at once (the first deflate block header) is still reported as the digest mismatch it is, exit 6', async () => {
+    for (const i of [1, 3]) {
+      const dir = damaged(i, 'flip', 10);
+      const r = await runCli(['export', `oci:${join(dir, 'img')}:v1`, '-o', join(dir, 'root')]);
+      expect(r.code, r.stderr).toBe(6);
+      expect(r.stderr).toContain(`layer ${i + 1}/4 (${image.manifests[0]!.layerDigests[i]}): the content does not match its digest`);
+      expect(readdirSync(dir)).toEqual(['img']);
     }
   });
 
