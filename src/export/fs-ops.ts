@@ -1,30 +1,12 @@
 /**
  * The filesystem calls of the layer applier that are not about layers: removing a built tree
- * (also when its directories are read-only), device nodes and FIFOs through coreutils `mknod`
+ * (util/remove-tree.ts, re-exported), device nodes and FIFOs through coreutils `mknod`
  * (node has no mknod), best-effort times, a directory listing that tolerates absence.
  */
 import { spawn } from 'node:child_process';
 import { lutimesSync, readdirSync, utimesSync } from 'node:fs';
-import { chmod, lstat, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { FerryError } from '../errors.js';
-
-/**
- * Removes a tree an applier built, also as a user other than root after finish() made some of
- * its directories read-only (rm alone cannot empty those): directories are made the owner's to
- * write first. A missing `root` is not an error.
- */
-export async function removeTree(root: string): Promise<void> {
-  const open = async (dir: string): Promise<void> => {
-    await chmod(dir, 0o700).catch(() => {});
-    const children = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const c of children) if (c.isDirectory()) await open(join(dir, c.name));
-  };
-  const st = await lstat(root).catch(() => undefined);
-  if (!st) return;
-  if (st.isDirectory()) await open(root);
-  await rm(root, { recursive: true, force: true });
-}
+export { removeTree } from '../util/remove-tree.js';
 
 /** `mknod -m 0600 PATH ARGS…`: a device node or FIFO at `path` (which does not exist: mknod
  * never follows a symlink there). */

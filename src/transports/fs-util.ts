@@ -5,6 +5,7 @@ import { dirname, join, basename, resolve } from 'node:path';
 import { FerryError } from '../errors.js';
 import { formatBytes } from '../util/format.js';
 import { ioError } from '../util/fs-errors.js';
+import { removeTree } from '../util/remove-tree.js';
 import { pidAlive } from '../store/index.js';
 import { parseLocation, type Location } from './location.js';
 
@@ -39,7 +40,7 @@ export async function removeDeadTemps(target: string, anyName = false): Promise<
   for (const n of names) {
     const m = shape.exec(n);
     if (!m || m[1] !== HOST_TAG || pidAlive(Number(m[2]))) continue;
-    await rm(join(dir, n), { force: true, recursive: true }).then(() => removed++, () => {}); // export stages a directory
+    await removeTree(join(dir, n)).then(() => removed++, () => {}); // export stages a directory, maybe with read-only ones
   }
   return removed;
 }

@@ -8,9 +8,10 @@
  * setuid/setgid, directories read-only in the image still filled by later layers, the devices
  * skipped and counted (FIFOs made: no privilege is needed for them).
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
@@ -161,6 +162,23 @@ describe.skipIf(process.getuid?.() !== 0)('ferry export: device nodes and FIFOs,
     const parent = join(work, 'nobody-tar');
     mkdirSync(parent, { mode: 0o755 });
     chownSync(parent, NOBODY, NOBODY);
+    const r = await asNobody(parent, ['export', `oci:${img}:v1`, '-o', join(parent, 'flat.tar')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(parent)).toEqual(['flat.tar']);
+  });
+
+  it('as nobody, a dead export\'s staging tree with read-only directories (killed while packing) is removed by the next export', async () => {
+    const parent = join(work, 'nobody-dead');
+    mkdirSync(parent, { mode: 0o755 });
+    chownSync(parent, NOBODY, NOBODY);
+    const hostTag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    const dead = spawnSync('true').pid!; // exited: its pid is free
+    const stage = join(parent, `.flat.tar.${hostTag}-${dead}.0badc0de.partial`);
+    mkdirSync(join(stage, 'ro', 'sub'), { recursive: true });
+    writeFileSync(join(stage, 'ro', 'sub', 'f'), 'x');
+    for (const p of [stage, join(stage, 'ro'), join(stage, 'ro', 'sub'), join(stage, 'ro', 'sub', 'f')]) chownSync(p, NOBODY, NOBODY);
+    chmodSync(join(stage, 'ro', 'sub'), 0o555);
+    chmodSync(join(stage, 'ro'), 0o555);
     const r = await asNobody(parent, ['export', `oci:${img}:v1`, '-o', join(parent, 'flat.tar')]);
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(parent)).toEqual(['flat.tar']);
