@@ -8,46 +8,36 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
-import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
+import { requireBinary, type TempDir } from '../helpers/binaries.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
+import type { OciLayoutResult } from '../helpers/images.js';
+import type { RealRegistry } from '../helpers/real-registry.js';
 import { runCli, type CliResult } from '../helpers/run-cli.js';
-import { inspectDigest, pushWithSkopeo } from '../helpers/skopeo.js';
+import { inspectDigest } from '../helpers/skopeo.js';
+import { type FaultImage, faultImage } from './faults-support.js';
 import { expectBlobs, layoutEntry } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo');
 const LAYER = 256 * 1024;
 
 describe.skipIf(!has)('token auth through a faulty network', () => {
+  let f: FaultImage | undefined;
   let reg: RealRegistry;
   let proxy: FaultProxy;
   let src: TempDir;
-  let work: TempDir;
   let image: OciLayoutResult;
   let blobs: string[];
   let ref: string;
   let creds: string;
-  let n = 0;
-  const fresh = (name = 'out'): string => join(work.path, `${name}-${++n}`);
+  let fresh: (name?: string) => string;
 
   beforeAll(async () => {
-    src = makeTempDir('faults-auth-src');
-    work = makeTempDir('faults-auth-work');
-    image = await makeOciLayout(src.path, { tag: 'v1', layers: 2, layerSize: LAYER, seed: 'faults-auth' });
-    reg = await startRegistry('token');
-    expect(await pushWithSkopeo(src.path, 'v1', reg, 'team/app')).toBe(image.digest);
-    proxy = await startFaultProxy({ upstream: reg.url, tokenServer: reg.tokenServer! });
-    ref = `${proxy.host}/team/app:v1`;
+    f = await faultImage({ name: 'faults-auth', mode: 'token', repo: 'team/app', layers: 2, layerSize: LAYER });
+    ({ reg, proxy, src, image, blobs, ref, fresh } = f);
     creds = `alice:${reg.users['alice']!}`;
-    const m = image.manifests[0]!;
-    blobs = [m.configDigest, ...m.layerDigests];
   });
   afterAll(async () => {
-    await proxy?.stop();
-    await reg?.stop();
-    src?.remove();
-    work?.remove();
+    await f?.stop();
   });
   beforeEach(() => proxy.reset());
 

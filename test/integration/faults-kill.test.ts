@@ -12,15 +12,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, statSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { makeOciLayout, type OciLayoutResult } from '../helpers/images.js';
+import { requireBinary, type TempDir } from '../helpers/binaries.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
+import type { OciLayoutResult } from '../helpers/images.js';
 import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
 import { FERRY_BIN, runCli } from '../helpers/run-cli.js';
-import { inspectDigest, pushWithSkopeo } from '../helpers/skopeo.js';
+import { inspectDigest } from '../helpers/skopeo.js';
 import { blobDigests, readTar, sha256 } from './archive-support.js';
 import { getBlob } from './push-support.js';
-import { expectBlobs, expectFailure, layoutEntry, readBlob, sha256Of } from './support.js';
+import { type FaultImage, faultImage } from './faults-support.js';
+import { expectBlobs, expectFailure, layoutEntry, sha256Of } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo');
 const LAYER = 1024 * 1024;
@@ -43,37 +44,25 @@ function startFerry(args: string[]) {
 }
 
 describe.skipIf(!has)('killed mid-transfer, then rerun', () => {
+  let f: FaultImage | undefined;
   let reg: RealRegistry;
   let dest: RealRegistry;
   let proxy: FaultProxy;
   let src: TempDir;
-  let work: TempDir;
   let image: OciLayoutResult;
   let blobs: string[];
   let imageBytes: number;
   let ref: string;
-  let n = 0;
-  const fresh = (name = 'out'): string => join(work.path, `${name}-${++n}`);
+  let fresh: (name?: string) => string;
   const rerunBytes: Record<string, number> = {};
 
   beforeAll(async () => {
-    src = makeTempDir('kill-src');
-    work = makeTempDir('kill-work');
-    image = await makeOciLayout(src.path, { tag: 'v1', layers: 4, layerSize: LAYER, seed: 'faults-kill' });
-    [reg, dest] = await Promise.all([startRegistry('open'), startRegistry('open')]);
-    expect(await pushWithSkopeo(src.path, 'v1', reg, 'lib/app')).toBe(image.digest);
-    proxy = await startFaultProxy({ upstream: reg.url });
-    ref = `${proxy.host}/lib/app:v1`;
-    const m = image.manifests[0]!;
-    blobs = [m.configDigest, ...m.layerDigests];
-    imageBytes = blobs.reduce((s, d) => s + readBlob(src.path, d).length, 0);
+    [f, dest] = await Promise.all([faultImage({ name: 'faults-kill', mode: 'open', repo: 'lib/app', layers: 4, layerSize: LAYER }), startRegistry('open')]);
+    ({ reg, proxy, src, image, blobs, imageBytes, ref, fresh } = f);
   });
   afterAll(async () => {
     console.info(`faults-kill: image ${imageBytes} blob bytes; rerun moved ${JSON.stringify(rerunBytes)}`);
-    await proxy?.stop();
-    await Promise.all([reg?.stop(), dest?.stop()]);
-    src?.remove();
-    work?.remove();
+    await Promise.all([f?.stop(), dest?.stop()]);
   });
   beforeEach(() => proxy.reset());
 

@@ -10,47 +10,33 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeTempDir, requireBinary, type TempDir } from '../helpers/binaries.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { makeOciLayout, OCI_MANIFEST, type OciLayoutResult } from '../helpers/images.js';
-import { startRegistry, type RealRegistry } from '../helpers/real-registry.js';
+import { requireBinary, type TempDir } from '../helpers/binaries.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
+import { OCI_MANIFEST, type OciLayoutResult } from '../helpers/images.js';
 import { runCli, type CliResult } from '../helpers/run-cli.js';
-import { pushWithSkopeo } from '../helpers/skopeo.js';
 import { blobDigests, entryJson, readTar, sha256, type DockerManifestItem } from './archive-support.js';
+import { type FaultImage, faultImage } from './faults-support.js';
 import { expectBlobs, expectFailure, layoutEntry, readBlob, sha256Of } from './support.js';
 
 const has = requireBinary('docker-registry') && requireBinary('skopeo');
 const LAYER = 512 * 1024;
 
 describe.skipIf(!has)('pulls through a faulty network', () => {
-  let reg: RealRegistry;
+  let f: FaultImage | undefined;
   let proxy: FaultProxy;
   let src: TempDir;
-  let work: TempDir;
   let image: OciLayoutResult;
   let blobs: string[]; // config + layers
   let imageBytes: number; // config + layers
   let ref: string;
-  let n = 0;
-  const fresh = (name = 'out'): string => join(work.path, `${name}-${++n}`);
+  let fresh: (name?: string) => string;
 
   beforeAll(async () => {
-    src = makeTempDir('faults-src');
-    work = makeTempDir('faults-work');
-    image = await makeOciLayout(src.path, { tag: 'v1', layers: 3, layerSize: LAYER, seed: 'faults-pull' });
-    reg = await startRegistry('open');
-    expect(await pushWithSkopeo(src.path, 'v1', reg, 'lib/app')).toBe(image.digest);
-    proxy = await startFaultProxy({ upstream: reg.url });
-    ref = `${proxy.host}/lib/app:v1`;
-    const m = image.manifests[0]!;
-    blobs = [m.configDigest, ...m.layerDigests];
-    imageBytes = blobs.reduce((s, d) => s + readBlob(src.path, d).length, 0);
+    f = await faultImage({ name: 'faults-pull', mode: 'open', repo: 'lib/app', layers: 3, layerSize: LAYER });
+    ({ proxy, src, image, blobs, imageBytes, ref, fresh } = f);
   });
   afterAll(async () => {
-    await proxy?.stop();
-    await reg?.stop();
-    src?.remove();
-    work?.remove();
+    await f?.stop();
   });
   beforeEach(() => proxy.reset());
 
