@@ -208,6 +208,8 @@ for (const img of images) {
   const blobs = [built.config, ...built.layers];
   const imageBytes = blobs.reduce((a, b) => a + b.size, 0);
   const rmOut = (p) => () => rmSync(p, { recursive: true, force: true });
+  /** The ceiling: every blob with parallel curl (no hashing, no fsync), into `o`. */
+  const curlArgs = (o) => ['-sSf', '--create-dirs', '-Z', '--parallel-max', String(Math.min(8, blobs.length)), ...blobs.flatMap((b) => [`http://${regA.host}/v2/${repo}/blobs/${b.digest}`, '-o', join(o, b.digest.slice(7))])];
   /** Runs fn and adds the fraction of the image's blob bytes regA served meanwhile. */
   const counted = async (fn) => {
     await regA.quiet();
@@ -221,8 +223,13 @@ for (const img of images) {
     record(img.name, 'pull → oci layout', await rounds({
       'ferry': () => counted(() => { const o = out('f'); const r = ferry('pull', ref, `oci:${o}:bench`); rmOut(o)(); return r; }),
       'skopeo': () => counted(() => { const o = out('s'); const r = sk(`docker://${ref}`, `oci:${o}:bench`); rmOut(o)(); return r; }),
-      'curl ceiling': () => counted(() => { const o = out('c'); const r = timed('curl', ['-sSf', '--create-dirs', '-Z', '--parallel-max', String(Math.min(8, blobs.length)), ...blobs.flatMap((b) => [`http://${regA.host}/v2/${repo}/blobs/${b.digest}`, '-o', join(o, b.digest.slice(7))])]); rmOut(o)(); return r; }),
-    }), { ceiling: 'curl ceiling' });
+      'curl ceiling': () => counted(() => { const o = out('c'); const r = timed('curl', curlArgs(o)); rmOut(o)(); return r; }),
+      // What durability costs on this disk: the same curl, then every file fdatasynced (ferry and
+      // skopeo sync what they write before it becomes visible; the ceiling does not).
+      'curl + fdatasync': () => counted(() => { const o = out('cs'); const q = (x) => `'${x}'`; const r = timed('sh', ['-c', `curl ${curlArgs(o).map(q).join(' ')} && exec sync --data ${blobs.map((b) => q(join(o, b.digest.slice(7)))).join(' ')}`]); rmOut(o)(); return r; }),
+      // The leanest verifying, durable puller written in node (bench/node-floor.mjs).
+      'node floor': () => counted(() => { const o = out('nf'); const r = timed(process.execPath, [join(root, 'bench', 'node-floor.mjs'), regA.host, repo, o, ...blobs.map((b) => b.digest)]); rmOut(o)(); return r; }),
+    }), { ceiling: 'curl ceiling', note: 'curl + fdatasync: the ceiling\'s curl, then `sync --data` on every file it wrote; node floor: bench/node-floor.mjs — raw socket read into one reused buffer, synchronous writes, fdatasync every 32 MiB and at the end, SHA-256 on ferry\'s hash worker, no HTTP library (plain HTTP, no auth, no retries: a measuring tool)' });
   }
   for (const fmt of ['docker-archive', 'oci-archive']) {
     if (!want(`pull-${fmt}`)) continue;
@@ -383,6 +390,7 @@ const targets = [];
 const target = (what, r, value, ok) => { if (r) targets.push(`| ${what} | ${value} | ${ok ? 'met' : '**not met**'} |`); };
 const big = images[0].name;
 { const r = row('pull → oci layout', 'ferry'); target(`${big} pull → oci ≤ 1.15× the curl ceiling`, r, f2(r?.vsCeiling), r?.vsCeiling <= 1.15); target(`${big} pull → oci ≤ 0.7× skopeo`, r, f2(r?.vsSkopeo), r?.vsSkopeo <= 0.7); }
+for (const tool of ['curl + fdatasync', 'node floor']) { const r = row('pull → oci layout', tool); if (r) targets.push(`| for reference: ${big} ${tool} (${tool === 'node floor' ? 'durable, verified' : 'durable, not verified'}) ÷ the curl ceiling | ${f2(r.vsCeiling)} | |`); }
 { const r = row('pull → oci layout', 'ferry', '200MiB/40'); target('200MiB/40 pull → oci ≤ 0.8× skopeo', r, f2(r?.vsSkopeo), r?.vsSkopeo <= 0.8); }
 { const r = row('warm re-pull → new oci layout', 'ferry warm'); target(`${big} warm re-pull → new layout < 0.4 s, no blob bytes`, r, r && `${r.median.toFixed(2)} s, served ${f2(r.served)}`, r?.median < 0.4 && r?.served === 0); }
 { const r = row('warm re-pull → new docker-archive', 'ferry warm'); target(`${big} warm re-pull → new archive ≤ 0.6× the cold pull, no blob bytes`, r, r && `${f2(r.vsBase)}, served ${f2(r.served)}`, r?.vsBase <= 0.6 && r?.served === 0); }
