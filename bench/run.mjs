@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// npm run bench — ferry against skopeo (and a parallel-curl ceiling for pulls) on local
+// npm run bench — ferry against skopeo (and a parallel-curl ceiling for pulls; pull-oci also
+// times that curl made durable and a node floor, bench/node-floor.mjs) on local
 // docker-registry instances on loopback, all in one run: per scenario and tool the median, min and
 // max wall time of --runs runs, peak RSS, ratios to skopeo, to the ceiling and to a base (the cold
 // pull, the single puller), and the blob bytes the registry served. Printed, and written to
