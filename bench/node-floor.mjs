@@ -55,11 +55,11 @@ function pullBlob(digest) {
             size = Number(len[1]);
             body = head.subarray(end + 4);
           }
+          if (pos + body.length > size) { fail(new Error(`${digest}: more than ${size} bytes`)); return false; }
           for (let o = 0; o < body.length;) o += writeSync(fd, body, o, body.length - o, pos + o);
           pos += body.length;
           if (pos - advancedAt >= ADVANCE) { advancedAt = pos; hash.advance(pos); }
           if (!syncing && pos - syncedAt >= WRITE_BEHIND) { syncedAt = pos; syncing = true; fdatasync(fd, () => { syncing = false; atEnd?.(); }); }
-          if (pos > size) { fail(new Error(`${digest}: more than ${size} bytes`)); return false; }
           if (pos === size) {
             sock.destroy();
             atEnd = () => {
