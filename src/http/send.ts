@@ -8,6 +8,7 @@ import { isForwardedProxyRefusal, mapNetworkError, proxyRefused } from './networ
 import { describeProxy, proxyEnv, proxyFor, type ProxyEnv } from './proxy.js';
 import { hostPort, matchResolve, type ResolveRule } from './resolve.js';
 import { loadAgent, loadProxyAgent } from './undici-agent.js';
+import { bulkEligible, bulkGet } from './bulk-get.js';
 import { alertBehind, createConnector, offeredClientCerts, type Connector } from './connector.js';
 
 const MAX_REDIRECTS = 10;
@@ -32,7 +33,8 @@ interface ResolveAware {
  * up and retried (a broken body resumes with Range): `--idle-timeout`. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 interface AgentTimings { keepAliveTimeout: number; keepAliveMaxTimeout: number; connections: number; headersTimeout: number; bodyTimeout: number }
-const common = (idleMs: number): AgentTimings => ({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: Math.min(60_000, idleMs), bodyTimeout: idleMs });
+const headersTimeout = (idleMs: number): number => Math.min(60_000, idleMs);
+const common = (idleMs: number): AgentTimings => ({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 32, headersTimeout: headersTimeout(idleMs), bodyTimeout: idleMs });
 
 export interface DispatcherOptions {
   /** --resolve rules: connections to HOST:PORT go to ADDRESS[:ADDRESS_PORT] (direct ones only). */
@@ -43,6 +45,13 @@ export interface DispatcherOptions {
   tls?: CertsD;
   /** Idle timeout for headers and body (DEFAULT_IDLE_TIMEOUT_MS; headers wait at most 60 s). */
   idleTimeoutMs?: number;
+}
+
+/** ferry's own dispatchers: whether a request to this URL connects directly (no proxy, no
+ * --resolve), so a bulk GET may use bulk-get.ts. Any other dispatcher (a test's MockAgent) gets
+ * every request. */
+interface BulkAware {
+  bulkFor(url: URL): boolean;
 }
 
 /** A dispatcher with per-host TLS: the client certificate a connection to this URL presents. */
@@ -89,6 +98,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
     };
     for (const a of [verify, noVerify]) Object.defineProperty(a, 'resolvedFor', { value: resolvedFor });
   }
+  for (const a of [verify, noVerify]) Object.defineProperty(a, 'bulkFor', { value: (url: URL): boolean => resolvedOf(a, url) === undefined });
   const proxies = proxyEnv(env);
   if (!proxies) return { verify, noVerify, close: async () => void (await Promise.all([verify.close(), noVerify.close()])) };
   const routers = [new ProxyRouter(proxies, verify, true, connectors[0], COMMON), new ProxyRouter(proxies, noVerify, false, connectors[1], COMMON)] as const;
@@ -99,7 +109,7 @@ export function createDispatchers(env: NodeJS.ProcessEnv = process.env, opts: Di
   };
 }
 
-class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
+class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware, BulkAware {
   private readonly viaProxy = new Map<string, Dispatcher>();
 
   constructor(
@@ -117,6 +127,10 @@ class ProxyRouter implements ProxyAware, ResolveAware, ClientCertAware {
 
   clientCertFor(url: URL): string | string[] | undefined {
     return clientCertOf(this.direct, url);
+  }
+
+  bulkFor(url: URL): boolean {
+    return !this.proxyFor(url) && bulkOf(this.direct, url);
   }
 
   request(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
@@ -176,6 +190,11 @@ function withResolved(e: unknown, d: Dispatcher | undefined, url: URL): unknown 
   });
 }
 
+function bulkOf(d: Dispatcher, url: URL): boolean {
+  const bf = (d as unknown as Partial<BulkAware>).bulkFor;
+  return typeof bf === 'function' && bf.call(d, url) === true;
+}
+
 function clientCertOf(d: Dispatcher | undefined, url: URL): string | string[] | undefined {
   const cf = d ? (d as unknown as Partial<ClientCertAware>).clientCertFor : undefined;
   return typeof cf === 'function' ? cf.call(d, url) : undefined;
@@ -204,25 +223,36 @@ export function wrapResponse(url: URL, status: number, headers: Record<string, s
   };
 }
 
+export interface SendOptions {
+  /** `--idle-timeout` (DEFAULT_IDLE_TIMEOUT_MS): the same limits as the agents', for bulk GETs. */
+  idleTimeoutMs?: number;
+}
+
 /**
  * The innermost layer: one HTTP exchange through undici, following redirects itself so that the
  * `Authorization` header is dropped whenever a redirect leaves the original host (ECR/S3,
  * Quay/Ceph pre-signed URLs reject it, and it must never leak). No cookies are kept or sent.
+ * A `bulk` GET (a blob) over plain http on a direct connection (no proxy, no --resolve) goes
+ * through ferry's own body path instead (bulk-get.ts), with the same timeouts and error codes.
  */
-export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher): Send {
+export function createSend(dispatcherFor: (req: HttpRequest) => Dispatcher, opts: SendOptions = {}): Send {
+  const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const bulkTimeouts = { headersTimeoutMs: headersTimeout(idleMs), bodyTimeoutMs: idleMs };
   return async (req) => {
     let current: HttpRequest = req;
     const origin = req.url.origin;
     const follow = req.followRedirects ?? (req.method === 'GET' || req.method === 'HEAD');
     for (let hop = 0; ; hop++) {
       const body = await materialize(current.body);
-      let res: Dispatcher.ResponseData;
+      let res: { statusCode: number; headers: Dispatcher.ResponseData['headers']; body: Readable };
       let proxy: URL | undefined;
       let dispatcher: Dispatcher | undefined;
       try {
         dispatcher = dispatcherFor(current);
         proxy = proxyOf(dispatcher, current.url);
-        res = await dispatcher.request({
+        const bulk = current.bulk === true && current.method === 'GET' && body === undefined
+          && bulkOf(dispatcher, current.url) && bulkEligible(current.url, current.headers);
+        res = bulk ? await bulkGet(current.url, current.headers, { signal: current.signal, ...bulkTimeouts }) : await dispatcher.request({
           origin: current.url.origin,
           path: current.url.pathname + current.url.search,
           method: current.method,

@@ -25,6 +25,9 @@ export interface HttpRequest {
    * request like a failure before the headers. `what` names it in errors.
    */
   small?: { max: number; what: string };
+  /** A blob body (RegistryClient.getBlob): a GET that may take ferry's own body path
+   * (bulk-get.ts), whose body can feed a synchronous sink (util/verified-write.ts). */
+  bulk?: boolean;
 }
 
 export interface HttpResponse {

@@ -196,7 +196,7 @@ export class RepositoryClient {
     // A closed range (bytes=N-M): some registries and CDNs honour only those.
     const res = await this.registry.request({
       method: 'GET', url: this.registry.url(`/v2/${this.name}/blobs/${d.digest}`), signal: opts.signal,
-      headers: offset > 0 ? { range: `bytes=${offset}-${d.size - 1}` } : {}, scopes: this.scopes,
+      headers: offset > 0 ? { range: `bytes=${offset}-${d.size - 1}` } : {}, scopes: this.scopes, bulk: true,
     });
     if (res.status === 206 && offset > 0) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header('content-range')?.trim() ?? '');

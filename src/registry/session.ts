@@ -153,7 +153,7 @@ export class Session {
     if (existing) return existing;
     const settings = this.hostSettings(ref);
     const apiHost = ref.apiHost();
-    const send = createSend(() => (settings.tlsVerify ? this.dispatchers.verify : this.dispatchers.noVerify));
+    const send = createSend(() => (settings.tlsVerify ? this.dispatchers.verify : this.dispatchers.noVerify), this.opts.idleTimeoutMs ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {});
     const ua = userAgentMiddleware(this.opts.userAgent);
     const retry = retryMiddleware(this.opts.retry, this.opts.debug);
     const logging = loggingMiddleware(this.opts.debug);
