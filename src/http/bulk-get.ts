@@ -32,6 +32,12 @@ const MAX_LINE = 4 << 10;
 /** undici's default connect timeout. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/** Read buffers of finished exchanges, for the next ones: a pull of 40 blobs allocates (and
+ * faults in) a few MiB, not 40. A buffer comes back only once its socket is destroyed (no read
+ * can land in it any more) and no view of it is held (sinks keep none past their call). */
+const spare: Buffer[] = [];
+const MAX_SPARE = 8;
+
 export interface BulkOptions {
   signal?: AbortSignal | undefined;
   /** From the request written until the end of the response head (UND_ERR_HEADERS_TIMEOUT). */
@@ -136,6 +142,10 @@ export function bulkGet(url: URL, headers: Record<string, string>, opts: BulkOpt
     const signal = opts.signal;
     if (signal?.aborted) return reject(abortReason(signal));
     let head: Buffer | undefined = Buffer.alloc(0);
+    /** Body bytes of the read that brought the head: a view of the read buffer, kept while the
+     * socket is paused until the consumer reads or attaches a sink (so a sink gets them uncopied). */
+    let early: Buffer | undefined;
+    const readBuffer = spare.pop() ?? Buffer.allocUnsafe(READ_BUFFER);
     let framing: Framing = { kind: 'none' };
     let body: BulkBody | undefined;
     let done = false; // the body ended, or the exchange failed: nothing more is read
@@ -155,24 +165,27 @@ export function bulkGet(url: URL, headers: Record<string, string>, opts: BulkOpt
       if (ms > 0 && Number.isFinite(ms)) timer = setTimeout(() => fail(netError(message, code)), ms);
     };
     const armBody = (): void => arm(opts.bodyTimeoutMs, 'UND_ERR_BODY_TIMEOUT', 'Body Timeout Error');
+    /** After the socket is destroyed: no read can land in its buffer any more. */
     const cleanup = (): void => {
       stopTimer();
       signal?.removeEventListener('abort', onAbort);
+      early = undefined;
+      if (spare.length < MAX_SPARE) spare.push(readBuffer);
     };
     /** Ends the exchange with `e`: the promise if no response yet, else the body. */
     const fail = (e: unknown): void => {
       if (done) return;
       done = true;
-      cleanup();
       sock.destroy();
+      cleanup();
       if (body) body.destroy(e as Error);
       else reject(e);
     };
     const finish = (): void => {
       if (done) return;
       done = true;
-      cleanup();
       sock.destroy();
+      cleanup();
       body!.push(null);
     };
     const onAbort = (): void => fail(abortReason(signal!));
@@ -293,6 +306,13 @@ export function bulkGet(url: URL, headers: Record<string, string>, opts: BulkOpt
       head = undefined;
       body = new BulkBody(
         () => {
+          if (done) return;
+          if (early) {
+            // The consumer is here (a sink, or a read): the head's read goes to it first.
+            const v = early;
+            early = undefined;
+            if (!onBody(v)) return;
+          }
           if (paused && !done) {
             paused = false;
             armBody();
@@ -303,18 +323,21 @@ export function bulkGet(url: URL, headers: Record<string, string>, opts: BulkOpt
           // The consumer is done with it (read to the end, dumped, or destroyed): so is the socket.
           if (!done) {
             done = true;
-            cleanup();
             sock.destroy();
+            cleanup();
           }
         },
       );
-      armBody();
       resolve({ statusCode: status, headers: h, body });
       if (framing.kind === 'none' || (framing.kind === 'length' && framing.left === 0)) {
         finish();
         return undefined;
       }
-      return rest;
+      // Nothing more is read until the consumer comes (the body timer waits for it too).
+      if (rest.length > 0) early = rest;
+      paused = true;
+      stopTimer();
+      return undefined;
     };
 
     const sock: Socket = connect({
@@ -322,15 +345,19 @@ export function bulkGet(url: URL, headers: Record<string, string>, opts: BulkOpt
       port: Number(url.port) || 80,
       noDelay: true,
       onread: {
-        buffer: Buffer.allocUnsafe(READ_BUFFER),
+        buffer: readBuffer,
         callback(n: number, buf: Buffer): boolean {
           if (done) return false;
-          let data: Buffer | undefined = buf.subarray(0, n);
+          const data = buf.subarray(0, n);
           if (head) {
-            head = head.length ? Buffer.concat([head, data]) : Buffer.from(data);
-            data = parseHead(head);
-            if (!data || done) return !done;
-          } else if (timer) timer.refresh();
+            // Parsed in place when the whole head is in this read (the usual case): its body
+            // bytes stay a view of the read buffer (`early`), not a copy.
+            head = head.length === 0 && data.indexOf('\r\n\r\n') >= 0 ? data : Buffer.concat([head, data]);
+            parseHead(head);
+            // A head still incomplete: read on. Complete: paused until the consumer comes.
+            return head !== undefined && !done;
+          }
+          if (timer) timer.refresh();
           const more = onBody(data);
           if (!more && !done) {
             paused = true;

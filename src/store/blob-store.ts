@@ -24,7 +24,7 @@
  * - Used blobs get their mtime touched (prune's "older than" is time since last use).
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -178,12 +178,19 @@ export class BlobStore {
         throw ioError(e, this.lockPath(d));
       });
       if (lock) {
+        let fetched = false;
         try {
-          if (!(await this.has(d))) await this.download(d, fetch, opts);
+          if (!(await this.has(d))) {
+            await this.download(d, fetch, opts);
+            fetched = true;
+          }
         } finally {
           await lock.release();
         }
-        continue; // published: the next round returns it
+        // Just published by us (verified, renamed into place, told onReceived): no second stat,
+        // and its mtime is already now. Found published meanwhile: the next round returns it.
+        if (fetched) return final;
+        continue;
       }
       if (!waited) {
         waited = true;
@@ -267,7 +274,7 @@ export class BlobStore {
       } catch (e) {
         throw ioError(e, this.blobPath(d));
       }
-      await rm(statePath, { force: true });
+      await unlink(statePath).catch(() => {}); // (rm would lstat first)
       return;
     }
   }

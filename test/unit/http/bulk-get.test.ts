@@ -282,6 +282,32 @@ describe('bulkGet: the synchronous sink', () => {
   });
 });
 
+describe('bulkGet: read buffers are reused across exchanges', () => {
+  it('bodies read as streams keep their bytes after later exchanges reuse the buffer; sinks see their own bytes', async () => {
+    const size = 3 << 20;
+    const s = await serve((sock, head) => {
+      const fill = Number(/\/b(\d+)/.exec(head)![1]);
+      sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
+      sock.write(Buffer.alloc(size, fill));
+    });
+    const streamed: Buffer[] = [];
+    for (let round = 0; round < 3; round++) {
+      // Two at a time: one read as a stream, one through a sink.
+      const [a, b] = await Promise.all([bulkGet(s.url(`/b${2 * round + 1}`), {}, T), bulkGet(s.url(`/b${2 * round + 2}`), {}, T)]);
+      let bad = 0;
+      let got = 0;
+      b.body.attachSyncSink((c) => {
+        got += c.length;
+        for (const x of c) if (x !== 2 * round + 2) bad++;
+      });
+      const [bytes] = await Promise.all([collect(a.body), finished(b.body)]);
+      streamed.push(bytes);
+      expect([got, bad]).toEqual([size, 0]);
+    }
+    streamed.forEach((b, i) => expect(b.equals(Buffer.alloc(size, 2 * i + 1)), `stream ${i}`).toBe(true));
+  });
+});
+
 describe('bulkGet: addresses and eligibility', () => {
   it('an IPv6 literal ([::1]) connects to ::1 with Host [::1]:port', async (ctx) => {
     let s;
