@@ -23,7 +23,7 @@
  *   is downloaded once more from scratch.
  * - Used blobs get their mtime touched (prune's "older than" is time since last use).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -103,10 +103,11 @@ export class BlobStore {
     return join(this.root, 'locks', alg(d), `${digestHex(d.digest as Digest)}.lock`);
   }
 
-  /** True when the verified blob is in the cache (right size). */
+  /** True when the verified blob is in the cache (right size). A synchronous stat without an
+   * exception for a missing file: the async one cost ~0.5 ms of the main thread per call. */
   async has(d: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     try {
-      return (await stat(this.blobPath(d))).size === d.size;
+      return statSync(this.blobPath(d), { throwIfNoEntry: false })?.size === d.size;
     } catch {
       return false;
     }
@@ -306,10 +307,10 @@ async function durablePrefix(part: string, statePath: string, size: number): Pro
   let st: PartialState;
   let fileSize: number;
   try {
-    [st, fileSize] = await Promise.all([
-      readFile(statePath, 'utf8').then((t) => JSON.parse(t) as PartialState),
-      stat(part).then((s) => s.size),
-    ]);
+    const f = statSync(part, { throwIfNoEntry: false });
+    if (!f) return 0; // no partial file (the usual case): nothing to read
+    fileSize = f.size;
+    st = JSON.parse(readFileSync(statePath, 'utf8')) as PartialState;
   } catch {
     return 0;
   }
@@ -318,10 +319,11 @@ async function durablePrefix(part: string, statePath: string, size: number): Pro
   return Math.max(0, Math.min(Number(st.durable) || 0, fileSize));
 }
 
+/** Synchronous (a small write and a rename): see has(). */
 async function saveState(path: string, s: PartialState): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(s));
-  await rename(tmp, path);
+  writeFileSync(tmp, JSON.stringify(s));
+  renameSync(tmp, path);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
