@@ -16,12 +16,13 @@
  * per request (`connection: close`): a blob is large, and a loopback or LAN connect costs well
  * under a millisecond.
  *
- * Only what it can carry exactly comes here (bulkEligible): plain http, a direct connection (no
+ * Only what it can carry exactly comes here (http1.ts bulkEligible): plain http, a direct connection (no
  * proxy, no --resolve: createSend decides), header names that are tokens and values without
  * CR, LF or NUL. Everything else, and every https request, goes through undici.
  */
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { type Framing, framingOf, type Headers, netError, parseResponseHead } from './http1.js';
 
 /** The read buffer: one per request, reused for every read of its socket. */
 const READ_BUFFER = 1 << 20;
@@ -50,29 +51,8 @@ export interface BulkOptions {
 export interface BulkResponse {
   statusCode: number;
   /** Lower-case names; a header sent more than once is an array, as undici gives it. */
-  headers: Record<string, string | string[]>;
+  headers: Headers;
   body: BulkBody;
-}
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// eslint-disable-next-line no-control-regex
-const BAD_VALUE = /[\r\n\0]|[^\u0000-\u00ff]/;
-/** Headers this module writes itself: a request that sets them goes to undici. */
-const OWN = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'expect', 'upgrade', 'keep-alive']);
-
-/** Whether bulkGet carries this GET exactly as undici would (createSend checks proxy and --resolve). */
-export function bulkEligible(url: URL, headers: Record<string, string>): boolean {
-  if (url.protocol !== 'http:' || url.username || url.password) return false;
-  if (/[^\x21-\x7e]/.test(url.pathname + url.search)) return false;
-  for (const [k, v] of Object.entries(headers)) {
-    if (!TOKEN.test(k) || OWN.has(k.toLowerCase()) || typeof v !== 'string' || BAD_VALUE.test(v)) return false;
-  }
-  return true;
-}
-
-/** An error with one of undici's (or llhttp's) codes, as network-errors.ts expects them. */
-function netError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
 }
 
 const otherSideClosed = (): Error => netError('other side closed', 'UND_ERR_SOCKET');
@@ -129,8 +109,6 @@ export class BulkBody extends Readable {
     return true;
   }
 }
-
-type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
 
 /**
  * One GET over a new connection. Resolves with the response once its head arrived (any status),
@@ -272,37 +250,18 @@ export function bulkGet(url: URL, headers: Record<string, string>, opts: BulkOpt
         return undefined;
       }
       if (end > MAX_HEAD) return fail(netError('Headers Overflow Error', 'UND_ERR_HEADERS_OVERFLOW')), undefined;
-      const lines = buf.toString('latin1', 0, end).split('\r\n');
-      const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?$/.exec(lines[0]!);
-      if (!m) return fail(netError(`invalid HTTP status line ${JSON.stringify(lines[0]!.slice(0, 40))}`, 'HPE_INVALID_CONSTANT')), undefined;
-      const status = Number(m[1]);
-      const h: Record<string, string | string[]> = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':');
-        const name = i > 0 ? l.slice(0, i) : '';
-        if (!TOKEN.test(name)) return fail(netError('invalid header line', 'HPE_INVALID_HEADER_TOKEN')), undefined;
-        const k = name.toLowerCase();
-        const v = l.slice(i + 1).trim();
-        const prev = h[k];
-        h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-      }
+      const parsed = parseResponseHead(buf.toString('latin1', 0, end));
+      if (parsed instanceof Error) return fail(parsed), undefined;
+      const { status, headers: h } = parsed;
       const rest = buf.subarray(end + 4);
       if (status >= 100 && status < 200) {
         if (status === 101) return fail(netError('unexpected 101 Switching Protocols', 'HPE_INVALID_CONSTANT')), undefined;
         head = Buffer.from(rest); // an interim answer: the real one follows
         return parseHead(head);
       }
-      const te = h['transfer-encoding'];
-      const cl = h['content-length'];
-      if (status === 204 || status === 304) framing = { kind: 'none' };
-      else if (te !== undefined) framing = /(?:^|,)\s*chunked\s*$/i.test(Array.isArray(te) ? te.join(',') : te) ? { kind: 'chunked' } : { kind: 'close' };
-      else if (cl !== undefined) {
-        const values = (Array.isArray(cl) ? cl : [cl]).flatMap((v) => v.split(',').map((s) => s.trim()));
-        if (!values.every((v) => /^\d{1,15}$/.test(v)) || new Set(values).size !== 1) {
-          return fail(netError(`invalid Content-Length ${JSON.stringify(String(cl))}`, 'HPE_INVALID_CONTENT_LENGTH')), undefined;
-        }
-        framing = { kind: 'length', left: Number(values[0]) };
-      } else framing = { kind: 'close' };
+      const f = framingOf(status, h);
+      if (f instanceof Error) return fail(f), undefined;
+      framing = f;
       head = undefined;
       body = new BulkBody(
         () => {

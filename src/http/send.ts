@@ -8,7 +8,8 @@ import { isForwardedProxyRefusal, mapNetworkError, proxyRefused } from './networ
 import { describeProxy, proxyEnv, proxyFor, type ProxyEnv } from './proxy.js';
 import { hostPort, matchResolve, type ResolveRule } from './resolve.js';
 import { loadAgent, loadProxyAgent } from './undici-agent.js';
-import { bulkEligible, bulkGet } from './bulk-get.js';
+import { bulkGet } from './bulk-get.js';
+import { bulkEligible } from './http1.js';
 import { alertBehind, createConnector, offeredClientCerts, type Connector } from './connector.js';
 
 const MAX_REDIRECTS = 10;

@@ -1,5 +1,5 @@
 /**
- * ferry's own body path for plain-http blob GETs (src/http/bulk-get.ts), against a node:net
+ * ferry's own body path for plain-http blob GETs (src/http/bulk-get.ts, src/http/http1.ts), against a node:net
  * server that writes exactly the bytes each case needs: framing (Content-Length, chunked split
  * anywhere, close-delimited, 204/304, 1xx), every status as a response, cuts, stalls, aborts,
  * malformed answers, and the synchronous sink (early chunks included).
@@ -7,7 +7,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { finished } from 'node:stream/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bulkEligible, bulkGet, type BulkBody, type BulkOptions } from '../../../src/http/bulk-get.js';
+import { bulkGet, type BulkBody, type BulkOptions } from '../../../src/http/bulk-get.js';
+import { bulkEligible } from '../../../src/http/http1.js';
 import { isAbortError } from '../../../src/errors.js';
 
 interface Script {
