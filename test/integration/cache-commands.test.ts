@@ -42,10 +42,16 @@ afterAll(async () => {
 
 const blobGets = (): string[] => blobGetsOf(relay);
 
-/** name → size of the files in `<cache>/<sub>/sha256`. */
+/** name → size of the files in `<cache>/<sub>/sha256`. A running pull renames and removes files
+ * there: one listed by readdir and gone before its stat is left out (it was a moment's file). */
 function files(cache: string, sub: string): Map<string, number> {
   const d = join(cache, sub, 'sha256');
-  return new Map(existsSync(d) ? readdirSync(d).map((f) => [f, statSync(join(d, f)).size]) : []);
+  const sizes: Array<[string, number]> = [];
+  for (const f of existsSync(d) ? readdirSync(d) : []) {
+    const st = statSync(join(d, f), { throwIfNoEntry: false });
+    if (st) sizes.push([f, st.size]);
+  }
+  return new Map(sizes);
 }
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
